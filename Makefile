@@ -1,0 +1,61 @@
+# kws: keyword-spotting firmware generator.  `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+KWS := $(VENV)/bin/kws
+PY := $(VENV)/bin/python
+BOARD ?= qemu_m4
+DATA ?=
+SHARED_DATA := ../shared/data/speech_commands
+
+# Debian packages the tool chain needs (cross compiler, C library, emulator, TTS engines, sox).
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib \
+	qemu-system-arm espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox \
+	python3-venv
+
+.PHONY: help setup apt venv test demo bench clean
+
+help:
+	@echo "make setup   install Debian packages (apt-get) and the .venv with kws"
+	@echo "make demo    synthesize/load data and show what kws does today (see README)"
+	@echo "make test    run the test suite"
+	@echo "make bench   run benchmarks, JSON in build/bench.json"
+	@echo "make clean   remove build outputs (keeps .venv and runs/)"
+
+setup: apt venv
+
+# Idempotent: installs only the packages dpkg does not know yet.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "setup: Debian packages present"; exit 0; fi; \
+	cmd="apt-get install -y --no-install-recommends$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then pre=""; \
+	elif sudo -n true 2>/dev/null; then pre="sudo "; \
+	else echo "setup: missing Debian packages; run:"; \
+		echo "  sudo apt-get update && sudo $$cmd"; exit 1; fi; \
+	echo "setup: installing$$missing"; \
+	$${pre}apt-get update -qq && DEBIAN_FRONTEND=noninteractive $${pre}$$cmd
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	@$(KWS) demo $(if $(DATA),--data $(DATA),)
+
+bench: setup
+	@mkdir -p build
+	$(KWS) bench --json > build/bench.json
+	@echo "bench: wrote build/bench.json"
+
+clean:
+	rm -rf build out .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

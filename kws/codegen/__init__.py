@@ -1,0 +1,1 @@
+"""Code generation: Jinja rendering, C tables, and compiling generated C for the host."""

@@ -1,0 +1,1 @@
+"""Data layer: robust audio reading, the Speech Commands loader, synthesis and augmentation."""

@@ -1,0 +1,292 @@
+"""The Speech Commands layout -> labelled, speaker-disjoint clip lists.
+
+Folder layout (one or several roots): `<root>/<word>/<speaker>_nohash_<n>.wav`,
+`<root>/_unknown_/<word>_<speaker>_nohash_<n>.wav`, `<root>/_silence_/`,
+`<root>/_background_noise_/*.wav`, optional `validation_list.txt` / `testing_list.txt`.
+
+Indexing only lists files (fast even for the 85k-clip full set); audio is read by
+`load_audio`, which skips bad files with one line each instead of failing mid-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from kws.config import NOISE_FOLDER, SILENCE_LABEL, UNKNOWN_LABEL, DataConfig
+from kws.data.audio import SAMPLE_RATE_HZ, fit_to_length, read_wav
+from kws.errors import AudioError, KwsError
+
+SPLITS = ("train", "validation", "test")
+# The data set's own split rule: a hash of the speaker id, in this many buckets.
+_MAX_WAVS_PER_CLASS = 2**27 - 1
+AUTO_SALT = "kws"
+_SPEAKER_RE = re.compile(r"([^_/]+)_nohash_")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One example. `path` is a WAV; silence cut from noise has `noise` + `offset` + `gain`."""
+
+    label: str
+    split: str
+    speaker: str
+    path: Path | None = None
+    noise: Path | None = None
+    offset: int = 0
+    gain: float = 1.0
+
+    @property
+    def name(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        return f"{self.noise}@{self.offset}"
+
+
+@dataclass
+class Dataset:
+    """Clips of one or several folders, each with its label and split."""
+
+    config: DataConfig
+    roots: tuple[Path, ...]
+    clips: list[Clip]
+    noise_files: list[Path]
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
+
+    def subset(self, split: str) -> list[Clip]:
+        return [c for c in self.clips if c.split == split]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{label: {split: n}} for every label in class order (zeros included)."""
+        table = {lab: {s: 0 for s in SPLITS} for lab in self.labels}
+        for c in self.clips:
+            table[c.label][c.split] += 1
+        return table
+
+    def speakers(self) -> dict[str, int]:
+        """Distinct speakers per split (silence clips have none)."""
+        per = {s: set() for s in SPLITS}
+        for c in self.clips:
+            if c.label != SILENCE_LABEL:
+                per[c.split].add(c.speaker)
+        return {s: len(v) for s, v in per.items()}
+
+    def summary(self) -> dict:
+        return {
+            "roots": [str(r) for r in self.roots],
+            "clips": len(self.clips),
+            "labels": list(self.labels),
+            "counts": self.counts(),
+            "speakers": self.speakers(),
+            "noise_files": len(self.noise_files),
+            "split_salt": self.config.split_salt,
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+        }
+
+
+def speaker_of(path: Path) -> str:
+    """Speaker id from `<speaker>_nohash_<n>.wav` or `<word>_<speaker>_nohash_<n>.wav`;
+    a file without `_nohash_` is its own speaker (its stem)."""
+    m = _SPEAKER_RE.search(path.name)
+    return m.group(1) if m else path.stem
+
+
+def split_of(speaker: str, validation_percent: float, testing_percent: float, salt: str = "") -> str:
+    """Stable split by speaker hash, as the data set's own README defines it (salt ""), so a
+    speaker's clips never straddle splits and adding data never moves existing clips."""
+    digest = int(hashlib.sha1((salt + speaker).encode()).hexdigest(), 16)
+    percent = (digest % (_MAX_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_WAVS_PER_CLASS)
+    if percent < validation_percent:
+        return "validation"
+    if percent < validation_percent + testing_percent:
+        return "test"
+    return "train"
+
+
+def index_folders(roots: Sequence[str | Path], config: DataConfig = DataConfig()) -> Dataset:
+    """List and label every clip of the given folders (no audio read yet)."""
+    if not roots:
+        raise KwsError("no data folder given (use --data DIR)")
+    notes: list[str] = []
+    if config.split_salt is None:
+        dataset = _index(roots, config.model_copy(update={"split_salt": ""}))
+        sizes = Counter(c.split for c in dataset.clips if c.label in config.keywords)
+        if sizes["train"] and (sizes["validation"] or not config.validation_percent):
+            return dataset
+        config = config.model_copy(update={"split_salt": AUTO_SALT})
+        notes.append(
+            "the data set's own speaker-hash split leaves no training or validation clips here "
+            f"(the folder is one official split), so speakers are re-split with salt '{AUTO_SALT}'"
+        )
+    dataset = _index(roots, config)
+    dataset.notes += notes
+    return dataset
+
+
+def _index(roots: Sequence[str | Path], config: DataConfig) -> Dataset:
+    clips: list[Clip] = []
+    noise: list[Path] = []
+    for root in roots:
+        root_clips, root_noise = _index_root(Path(root), config)
+        clips += root_clips
+        noise += root_noise
+    present = {c.label for c in clips}
+    if not present & set(config.keywords):
+        raise KwsError(
+            f"{', '.join(str(r) for r in roots)}: none of the keywords "
+            f"({', '.join(config.keywords)}) has a folder with WAV files"
+        )
+    missing = [w for w in config.keywords if w not in present]
+    if missing:
+        raise KwsError(
+            f"{', '.join(str(r) for r in roots)}: no clips for keyword(s) {', '.join(missing)}"
+        )
+    if SILENCE_LABEL not in present:
+        clips += _silence_from_noise(noise, clips, config)
+    return Dataset(config, tuple(Path(r) for r in roots), clips, sorted(noise))
+
+
+def _index_root(root: Path, config: DataConfig) -> tuple[list[Clip], list[Path]]:
+    if not root.is_dir():
+        raise KwsError(f"{root}: data folder does not exist")
+    fixed = _split_lists(root)
+    keywords = set(config.keywords)
+    clips: list[Clip] = []
+    noise: list[Path] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        wavs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+        if folder.name == NOISE_FOLDER:
+            noise += wavs
+            continue
+        if folder.name.startswith(".") or not wavs:
+            continue
+        if folder.name == SILENCE_LABEL:
+            label = SILENCE_LABEL
+        else:
+            label = folder.name if folder.name in keywords else UNKNOWN_LABEL
+        for wav in wavs:
+            speaker = speaker_of(wav)
+            rel = wav.relative_to(root).as_posix()
+            split = fixed.get(rel) or (
+                "train" if fixed else
+                split_of(speaker, config.validation_percent, config.testing_percent,
+                         config.split_salt or "")
+            )
+            clips.append(Clip(label, split, speaker, path=wav))
+    return clips, noise
+
+
+def _split_lists(root: Path) -> dict[str, str]:
+    """`validation_list.txt` / `testing_list.txt` when the folder ships them."""
+    fixed: dict[str, str] = {}
+    for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
+        f = root / name
+        if f.is_file():
+            for line in f.read_text().split():
+                fixed[line.strip()] = split
+    return fixed
+
+
+def _silence_from_noise(noise: list[Path], clips: list[Clip], config: DataConfig) -> list[Clip]:
+    """Cut `_silence_` examples from the background-noise recordings, at random offsets and
+    levels (down to near-silent), deterministically from the config seed. Each cut's split is
+    decided by its noise file, so validation silence is never heard in training."""
+    if not noise:
+        return []
+    n = config.silence_clips
+    if n is None:
+        per_kw = Counter(c.label for c in clips if c.label in config.keywords)
+        n = round(sum(per_kw.values()) / max(len(per_kw), 1))
+    rng = np.random.default_rng(config.seed)
+    clip_len = int(config.clip_seconds * SAMPLE_RATE_HZ)
+    lengths = {}
+    for f in noise:
+        try:
+            import soundfile as sf
+            info = sf.info(str(f))
+            lengths[f] = int(info.frames * SAMPLE_RATE_HZ / info.samplerate)
+        except Exception:  # noqa: BLE001 - a bad noise file is reported when it is read
+            lengths[f] = 0
+    usable = [f for f in sorted(noise) if lengths[f] > clip_len]
+    if not usable:
+        return []
+    out = []
+    for i in range(n):
+        f = usable[i % len(usable)]
+        offset = int(rng.integers(0, lengths[f] - clip_len))
+        # Log-uniform level from -60 dB to 0 dB: some near-silent, some full noise.
+        gain = float(10 ** (rng.uniform(-60, 0) / 20))
+        speaker = f"noise-{f.stem}-{i}"
+        split = split_of(speaker, config.validation_percent, config.testing_percent,
+                         config.split_salt or "")
+        out.append(Clip(SILENCE_LABEL, split, speaker, noise=f, offset=offset, gain=gain))
+    return out
+
+
+@dataclass
+class ClipAudio:
+    """Audio of the clips that could be read, as one int16 matrix [N, samples]."""
+
+    clips: list[Clip]
+    audio: np.ndarray
+    problems: list[str]
+
+    def labels(self, label_names: Sequence[str]) -> np.ndarray:
+        index = {lab: i for i, lab in enumerate(label_names)}
+        return np.array([index[c.label] for c in self.clips], dtype=np.int64)
+
+
+def load_audio(
+    clips: Iterable[Clip],
+    config: DataConfig = DataConfig(),
+    report: Callable[[str], None] | None = None,
+) -> ClipAudio:
+    """Read every clip as 16 kHz int16 of the configured length. A file that cannot be used is
+    reported (one line: file + reason) and skipped; the caller gets a count in `problems`."""
+    clip_len = int(config.clip_seconds * SAMPLE_RATE_HZ)
+    noise_cache: dict[Path, np.ndarray] = {}
+    kept: list[Clip] = []
+    rows: list[np.ndarray] = []
+    problems: list[str] = []
+    for clip in clips:
+        try:
+            if clip.path is not None:
+                x = fit_to_length(read_wav(clip.path), clip_len)
+            else:
+                if clip.noise not in noise_cache:
+                    noise_cache[clip.noise] = read_wav(clip.noise)
+                x = noise_cache[clip.noise][clip.offset : clip.offset + clip_len] * clip.gain
+                x = fit_to_length(x.astype(np.float32), clip_len)
+        except AudioError as exc:
+            problems.append(str(exc))
+            if report:
+                report(str(exc))
+            continue
+        kept.append(clip)
+        rows.append(np.clip(np.rint(x * 32768.0), -32768, 32767).astype(np.int16))
+    audio = np.stack(rows) if rows else np.zeros((0, clip_len), np.int16)
+    return ClipAudio(kept, audio, problems)
+
+
+def load_noise(paths: Sequence[Path], report: Callable[[str], None] | None = None) -> list[np.ndarray]:
+    """Background-noise recordings as float32 arrays; unreadable ones reported and skipped."""
+    out = []
+    for p in paths:
+        try:
+            out.append(read_wav(p))
+        except AudioError as exc:
+            if report:
+                report(str(exc))
+    return out
