@@ -59,6 +59,25 @@ def log_mel(audio: np.ndarray, params: FeatureParams = FeatureParams()) -> np.nd
     return np.log(np.maximum(mel, params.log_floor)).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def full_scale_range(params: FeatureParams) -> tuple[float, float]:
+    """(lowest, highest) log-mel value these parameters can produce: the floor, and the peak of
+    full-scale tones and a full-scale square wave. The int8 input range used when no model's
+    calibrated quantization is at hand."""
+    t = np.arange(params.sample_rate_hz) / params.sample_rate_hz
+    signals = [np.sin(2 * np.pi * f * t) for f in (100, 300, 1000, 3000)]
+    signals.append(np.sign(np.sin(2 * np.pi * 300 * t)))
+    peak = max(float(log_mel(np.float32(s) * 0.99997, params).max()) for s in signals)
+    return float(np.log(params.log_floor)), peak
+
+
+def range_quantization(lo: float, hi: float) -> tuple[float, int]:
+    """(scale, zero_point) mapping [lo, hi] onto the int8 range [-128, 127]."""
+    scale = (hi - lo) / 255.0
+    zero_point = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return float(np.float32(scale)), zero_point
+
+
 def quantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """float -> int8 exactly as the C `kws_features_quantize` does it.
 
