@@ -290,3 +290,30 @@ def load_noise(paths: Sequence[Path], report: Callable[[str], None] | None = Non
             if report:
                 report(str(exc))
     return out
+
+
+def shared_data() -> Path | None:
+    """The team's Speech Commands copy: $KWS_SHARED_DATA, else ../shared/data/speech_commands
+    beside the repository (or beside the current folder, or the workspace's, for clones made
+    elsewhere such as CI's)."""
+    import os
+
+    candidates = [os.environ.get("KWS_SHARED_DATA")]
+    rel = Path("shared") / "data" / "speech_commands"
+    candidates += [Path(__file__).resolve().parents[3] / rel, Path.cwd().parent / rel,
+                   Path("/work") / rel]
+    for cand in candidates:
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+def default_data_roots(given: Sequence[Path] = ()) -> tuple[list[Path], str]:
+    """Which data a default run uses, and why: the folders given, else the shared Speech
+    Commands copy, else nothing (the caller synthesizes and says how to get real data)."""
+    if given:
+        return list(given), "given"
+    shared = shared_data()
+    if shared is not None:
+        return [shared], "shared"
+    return [], "none"

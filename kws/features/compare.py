@@ -7,8 +7,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kws.config import DataConfig
-from kws.data.dataset import index_folders, load_audio
+from kws.config import NOISE_FOLDER, DataConfig
+from kws.data.dataset import Clip, load_audio
+from kws.errors import KwsError
 from kws.features import reference
 from kws.features.native import CFeatures
 from kws.features.params import FeatureParams
@@ -43,16 +44,27 @@ def compare_folders(
     quantization: tuple[float, int] | None = None,
     report: Callable[[str], None] | None = None,
 ) -> dict:
-    """Run both front ends on the clips of `roots` (all, or `limit` spread evenly over them)."""
-    dataset = index_folders(roots, DataConfig())
-    clips = sorted((c for c in dataset.clips if c.path is not None), key=lambda c: str(c.path))
-    if limit is not None and limit < len(clips):
-        picks = np.linspace(0, len(clips) - 1, limit).round().astype(int)
-        clips = [clips[i] for i in picks]
-    loaded = load_audio(clips, dataset.config, report=report)
+    """Run both front ends on every WAV under `roots` but the background-noise recordings
+    (all, or `limit` spread evenly over them); labels do not matter here."""
+    paths = sorted(
+        p for root in map(Path, roots) for p in _wavs(root) if NOISE_FOLDER not in p.parts
+    )
+    if not paths:
+        raise KwsError(f"{', '.join(map(str, roots))}: no WAV files found")
+    if limit is not None and limit < len(paths):
+        picks = np.linspace(0, len(paths) - 1, limit).round().astype(int)
+        paths = [paths[i] for i in picks]
+    clips = [Clip("", "test", "", path=p) for p in paths]
+    loaded = load_audio(clips, DataConfig(), report=report)
     scale, zero_point = quantization or reference.range_quantization(
         *reference.full_scale_range(params)
     )
     result = compare_audio(loaded.audio, params, scale, zero_point)
     result["skipped_files"] = len(loaded.problems)
     return result
+
+
+def _wavs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise KwsError(f"{root}: data folder does not exist")
+    return [p for p in root.rglob("*") if p.suffix.lower() == ".wav" and p.is_file()]

@@ -1,0 +1,43 @@
+"""`kws bench`: measured speed figures as one JSON object (never asserted in unit tests)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from kws.features import reference
+from kws.features.native import CFeatures
+from kws.features.params import FeatureParams
+
+
+def _best_of(fn: Callable[[], object], repeats: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def features_host(params: FeatureParams = FeatureParams(), clips: int = 100) -> dict:
+    """Host ns per frame of the generated C front end (-O2, the device's numerics flags) and of
+    the librosa reference, on deterministic noise-like audio."""
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal((clips, params.sample_rate_hz)) * 3000).astype(np.int16)
+    frames = clips * params.frames_for(params.sample_rate_hz)
+    c = CFeatures(params)
+    c_seconds = _best_of(lambda: [c.log_mel(x) for x in audio])
+    ref_seconds = _best_of(lambda: reference.log_mel(audio, params), repeats=2)
+    return {
+        "frames": frames,
+        "c_host_ns_per_frame": round(c_seconds / frames * 1e9, 1),
+        "librosa_ns_per_frame": round(ref_seconds / frames * 1e9, 1),
+        "c_host_x_realtime": round(clips / c_seconds, 1),
+    }
+
+
+def run_all(progress: Callable[[str], None] = lambda _msg: None) -> dict:
+    progress("bench: features on the host")
+    return {"features": features_host()}

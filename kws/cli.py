@@ -1,0 +1,174 @@
+"""The `kws` command line. One error type, caught once here: a one-line reason and exit 2.
+
+Results go to stdout (one JSON object with --json); progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kws.errors import KwsError
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+app = typer.Typer(
+    help="Train a GRU keyword spotter, quantize it to int8 and generate Cortex-M firmware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+features_app = typer.Typer(help="Log-mel front end: C on the host vs the librosa reference.",
+                           no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+_state = {"verbose": False}
+
+DataOpt = Annotated[list[Path], typer.Option("--data", help="Speech Commands style folder; repeat to combine.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+def _emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, indent=None, sort_keys=False) + "\n")
+
+
+def _warn(line: str) -> None:
+    err.print(f"[yellow]skipped[/] {line}", highlight=False, markup=True, soft_wrap=True)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the clips into.")],
+    words: Annotated[str, typer.Option(help="Comma-separated keywords.")] = ",".join(
+        __import__("kws.config", fromlist=["KEYWORDS"]).KEYWORDS
+    ),
+    per_word: Annotated[int, typer.Option(min=1, help="Clips per keyword (and for _unknown_).")] = 100,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Synthesize keyword clips with every installed TTS engine (Speech Commands layout)."""
+    from rich.progress import Progress
+
+    from kws.data.synth import synthesize
+
+    word_list = [w.strip() for w in words.split(",") if w.strip()]
+    if not word_list:
+        raise KwsError("--words: give at least one word")
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("synthesizing", total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = synthesize(out_dir, word_list, per_word=per_word, seed=seed, progress=tick)
+    summary = {
+        "out": str(report.out), "clips": report.clips, "per_label": report.per_label,
+        "engines": report.engines, "seconds": round(report.seconds, 2),
+    }
+    if json_out:
+        _emit_json(summary)
+    else:
+        err.print(f"wrote {report.clips} clips to {report.out} in {report.seconds:.1f} s "
+                  f"(engines: {', '.join(f'{k} {v}' for k, v in report.engines.items())})")
+
+
+@app.command()
+def data(
+    data_dirs: DataOpt,
+    keywords: Annotated[Optional[str], typer.Option(help="Comma-separated keywords (default: the ten).")] = None,
+    read: Annotated[bool, typer.Option("--read/--no-read", help="Read every clip to find bad files.")] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show what a data folder holds: clips per label and split, speakers, noise, bad files."""
+    from kws.config import DataConfig
+    from kws.data.dataset import index_folders, load_audio
+
+    config = DataConfig(**({"keywords": tuple(k.strip() for k in keywords.split(","))} if keywords else {}))
+    dataset = index_folders(data_dirs, config)
+    for note in dataset.notes:
+        err.print(f"[cyan]note[/] {note}")
+    if read:
+        loaded = load_audio(dataset.clips, config, report=_warn)
+        dataset.problems = loaded.problems
+        dataset.clips = loaded.clips
+    summary = dataset.summary()
+    if json_out:
+        _emit_json(summary)
+        return
+    table = Table(title=f"{', '.join(str(d) for d in data_dirs)}")
+    table.add_column("label")
+    for split in ("train", "validation", "test"):
+        table.add_column(split, justify="right")
+    table.add_column("total", justify="right")
+    for label, per in summary["counts"].items():
+        table.add_row(label, *(str(v) for v in per.values()), str(sum(per.values())))
+    out.print(table)
+    sp = summary["speakers"]
+    out.print(f"{summary['clips']} clips in {len(summary['labels'])} labels; speakers "
+              f"train {sp['train']} / validation {sp['validation']} / test {sp['test']}; "
+              f"{summary['noise_files']} background-noise files; "
+              f"{len(summary['problems'])} unreadable files skipped")
+
+
+@features_app.command("compare")
+def features_compare(
+    data_dirs: DataOpt,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Use N clips spread over the folder.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the generated C front end (host build) and librosa on the same clips."""
+    from kws.features.compare import compare_folders
+
+    result = compare_folders(data_dirs, limit=limit, report=_warn)
+    if json_out:
+        _emit_json(result)
+    else:
+        for key, value in result.items():
+            out.print(f"{key:22s} {value}")
+
+
+@app.command()
+def bench(json_out: JsonOpt = False) -> None:
+    """Benchmarks (host-side for now): feature extraction speed."""
+    from kws.bench import run_all
+
+    result = run_all(progress=lambda msg: err.print(msg))
+    if json_out:
+        _emit_json(result)
+    else:
+        out.print_json(data=result)
+
+
+@app.command()
+def demo(
+    data_dirs: Annotated[Optional[list[Path]], typer.Option("--data", help="Data folder (default: shared data or synthetic).")] = None,
+) -> None:
+    """What works today, end to end: data -> features -> C parity. Training and firmware follow."""
+    from kws.demo import run_demo
+
+    run_demo(data_dirs or [], out, err)
+
+
+def main() -> None:
+    """Entry point: typer handles usage errors itself (exit 2); KwsError is caught here once."""
+    try:
+        app()
+    except KwsError as exc:
+        if _state["verbose"]:
+            err.print_exception()
+        err.print(f"[red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(2)
