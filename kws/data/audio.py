@@ -21,6 +21,10 @@ def read_wav(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarr
     the file and go on.
     """
     path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found" if not path.exists() else "not a file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:

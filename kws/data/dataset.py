@@ -120,6 +120,9 @@ def index_folders(roots: Sequence[str | Path], config: DataConfig = DataConfig()
     if not roots:
         raise KwsError("no data folder given (use --data DIR)")
     notes: list[str] = []
+    ships_lists = any(_split_lists(Path(r)) for r in roots if Path(r).is_dir())
+    if config.split_salt is None and ships_lists:
+        config = config.model_copy(update={"split_salt": ""})
     if config.split_salt is None:
         dataset = _index(roots, config.model_copy(update={"split_salt": ""}))
         sizes = Counter(c.split for c in dataset.clips if c.label in config.keywords)
@@ -199,10 +202,24 @@ def _split_lists(root: Path) -> dict[str, str]:
     return fixed
 
 
+def noise_region(length: int, split: str, config: DataConfig) -> tuple[int, int]:
+    """Sample range [start, end) of a background-noise recording that belongs to `split`.
+
+    Every recording is cut in time: the first part for training, then validation, then test
+    (by the configured percentages), so silence heard in validation or test never appeared in
+    training, and every split gets silence even from a handful of recordings.
+    """
+    val, test = config.validation_percent / 100, config.testing_percent / 100
+    bounds = {"train": (0.0, 1 - val - test), "validation": (1 - val - test, 1 - test),
+              "test": (1 - test, 1.0)}[split]
+    return int(bounds[0] * length), int(bounds[1] * length)
+
+
 def _silence_from_noise(noise: list[Path], clips: list[Clip], config: DataConfig) -> list[Clip]:
     """Cut `_silence_` examples from the background-noise recordings, at random offsets and
-    levels (down to near-silent), deterministically from the config seed. Each cut's split is
-    decided by its noise file, so validation silence is never heard in training."""
+    levels (down to near-silent), deterministically from the config seed. A cut's split is
+    drawn with the configured percentages and its offset stays inside that split's region of
+    the recording (`noise_region`)."""
     if not noise:
         return []
     n = config.silence_clips
@@ -211,28 +228,37 @@ def _silence_from_noise(noise: list[Path], clips: list[Clip], config: DataConfig
         n = round(sum(per_kw.values()) / max(len(per_kw), 1))
     rng = np.random.default_rng(config.seed)
     clip_len = int(config.clip_seconds * SAMPLE_RATE_HZ)
-    lengths = {}
-    for f in noise:
-        try:
-            import soundfile as sf
-            info = sf.info(str(f))
-            lengths[f] = int(info.frames * SAMPLE_RATE_HZ / info.samplerate)
-        except Exception:  # noqa: BLE001 - a bad noise file is reported when it is read
-            lengths[f] = 0
+    lengths = {f: _frames_at_16k(f) for f in noise}
     usable = [f for f in sorted(noise) if lengths[f] > clip_len]
     if not usable:
         return []
+    weights = np.array([100 - config.validation_percent - config.testing_percent,
+                        config.validation_percent, config.testing_percent]) / 100
     out = []
     for i in range(n):
         f = usable[i % len(usable)]
-        offset = int(rng.integers(0, lengths[f] - clip_len))
+        split = SPLITS[int(rng.choice(3, p=weights))]
+        start, end = noise_region(lengths[f], split, config)
+        if end - start < clip_len:  # a short recording: only its training part can hold a clip
+            split = "train"
+            start, end = noise_region(lengths[f], split, config)
+            if end - start < clip_len:
+                start, end = 0, lengths[f]
+        offset = int(rng.integers(start, end - clip_len + 1))
         # Log-uniform level from -60 dB to 0 dB: some near-silent, some full noise.
         gain = float(10 ** (rng.uniform(-60, 0) / 20))
-        speaker = f"noise-{f.stem}-{i}"
-        split = split_of(speaker, config.validation_percent, config.testing_percent,
-                         config.split_salt or "")
-        out.append(Clip(SILENCE_LABEL, split, speaker, noise=f, offset=offset, gain=gain))
+        out.append(Clip(SILENCE_LABEL, split, f"noise-{f.stem}", noise=f, offset=offset, gain=gain))
     return out
+
+
+def _frames_at_16k(path: Path) -> int:
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - a bad noise file is reported when it is read
+        return 0
+    return int(info.frames * SAMPLE_RATE_HZ / info.samplerate)
 
 
 @dataclass
