@@ -1,0 +1,1 @@
+"""The keyword model: GRU definition, data preparation, training and a simple baseline."""

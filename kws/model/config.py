@@ -1,0 +1,69 @@
+"""Training settings: one typed, frozen tree. `--config FILE` fills it, `--set a.b=v` overrides."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from kws.config import AugmentConfig, DataConfig, Frozen, build, read_config_file
+from kws.errors import KwsError
+from kws.features.params import FeatureParams
+
+
+class ModelConfig(Frozen):
+    units: int = Field(64, ge=8, le=256, description="GRU width (hidden state size)")
+    layers: int = Field(1, ge=1, le=2, description="stacked GRU layers")
+    dropout: float = Field(0.1, ge=0, lt=1, description="before the output layer, training only")
+
+
+class TrainConfig(Frozen):
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
+    features: FeatureParams = FeatureParams()
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(2e-3, gt=0, description="peak Adam learning rate")
+    final_learning_rate: float = Field(1e-4, gt=0, description="cosine decay ends here")
+    warmup_epochs: int = Field(1, ge=0)
+    clip_global_norm: float = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.05, ge=0, lt=1)
+    balance: Literal["weights", "sampling", "none"] = Field(
+        "sampling", description="class balancing: loss weights, balanced batches, or none"
+    )
+    patience: int = Field(15, ge=1, description="epochs without validation gain before stopping")
+    seed: int = 0
+    calibration_clips: int = Field(300, ge=1, description="training clips whose frames and "
+                                   "states calibrate the int8 export")
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise KwsError(f"--set {dotted}: {key} is not a group of settings")
+    node[keys[-1]] = value
+
+
+def load_train_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults <- config file <- command-line overrides (dotted keys, e.g. model.units)."""
+    values: dict[str, Any] = read_config_file(path) if path else {}
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(values, dotted, value)
+    return build(TrainConfig, values, source=str(path) if path else "settings")
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`key=value` strings -> {key: value}; values parsed as YAML scalars (1e-3, true, [a, b])."""
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise KwsError(f"--set {item}: expected KEY=VALUE, e.g. model.units=128")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw)
+    return out

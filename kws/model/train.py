@@ -1,0 +1,166 @@
+"""Training: on-the-fly augmentation, balanced batches, cosine learning rate, early stopping on
+the speaker-disjoint validation split, a checkpoint per epoch so Ctrl-C keeps the best model."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kws.data.augment import Augmenter
+from kws.features import reference
+from kws.model import gru
+from kws.model.config import TrainConfig
+from kws.model.prepare import Prepared
+
+import keras  # noqa: E402  (after kws.model.gru set the TF environment)
+import tensorflow as tf  # noqa: E402
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Balanced (or plain shuffled) batches, augmented fresh every epoch, deterministic per seed."""
+
+    def __init__(self, prep: Prepared, config: TrainConfig, labels: int, epoch0: int = 0):
+        super().__init__()
+        self.train = prep.splits["train"]
+        self.config = config
+        self.labels = labels
+        self.augmenter = Augmenter(config.augment, prep.noise, config.features.sample_rate_hz)
+        counts = np.bincount(self.train.labels, minlength=labels).astype(np.float64)
+        if config.balance == "sampling":
+            w = 1.0 / counts[self.train.labels]
+            self.sample_p = w / w.sum()
+        else:
+            self.sample_p = None
+        if config.balance == "weights":
+            present = counts > 0
+            cw = np.zeros(labels)
+            cw[present] = counts[present].sum() / (present.sum() * counts[present])
+            self.class_weight = cw
+        else:
+            self.class_weight = np.ones(labels)
+        self.epoch = epoch0
+        self._order = self._draw_order()
+
+    def _draw_order(self) -> np.ndarray:
+        rng = np.random.default_rng([self.config.seed, self.epoch, 1])
+        n = len(self.train.labels)
+        if self.sample_p is not None:
+            return rng.choice(n, size=n, p=self.sample_p)
+        return rng.permutation(n)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.train.labels) / self.config.batch_size)
+
+    def __getitem__(self, index: int):
+        bs = self.config.batch_size
+        idx = self._order[index * bs:(index + 1) * bs]
+        rng = np.random.default_rng([self.config.seed, self.epoch, 2, index])
+        audio = self.augmenter.audio(self.train.audio[idx].astype(np.float32) / 32768.0, rng)
+        feats = reference.log_mel(audio, self.config.features)
+        feats = self.augmenter.features(feats, rng)
+        y = keras.utils.to_categorical(self.train.labels[idx], self.labels)
+        w = self.class_weight[self.train.labels[idx]].astype(np.float32)
+        return feats.astype(np.float32), y.astype(np.float32), w
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._draw_order()
+
+
+@dataclass
+class TrainResult:
+    model: gru.GruModel
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_accuracy: float = 0.0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+class _Checkpoint(keras.callbacks.Callback):
+    """Best weights + progress to RUN/checkpoints after every epoch; early stopping."""
+
+    def __init__(self, folder: Path, patience: int, result: TrainResult,
+                 on_epoch: Callable[[int, dict], None]):
+        super().__init__()
+        self.folder = folder
+        self.patience = patience
+        self.result = result
+        self.on_epoch = on_epoch
+
+    def on_epoch_end(self, epoch: int, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        logs["epoch"] = epoch + 1
+        self.result.history.append(logs)
+        acc = logs.get("val_accuracy", 0.0)
+        if acc > self.result.best_val_accuracy or self.result.best_epoch == 0:
+            self.result.best_val_accuracy = acc
+            self.result.best_epoch = epoch + 1
+            self.model.save_weights(self.folder / "best.weights.h5")
+        self.model.save_weights(self.folder / "last.weights.h5")
+        (self.folder / "progress.json").write_text(json.dumps({
+            "epoch": epoch + 1, "best_epoch": self.result.best_epoch,
+            "best_val_accuracy": self.result.best_val_accuracy, "history": self.result.history,
+        }, indent=1))
+        self.on_epoch(epoch + 1, logs)
+        if epoch + 1 - self.result.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+
+def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,
+          on_epoch: Callable[[int, dict], None] = lambda _e, _l: None) -> TrainResult:
+    keras.utils.set_random_seed(config.seed)
+    labels = len(prep.dataset.labels)
+    frames, bands = prep.splits["train"].features.shape[1:]
+    model = gru.build(config.model, frames, bands, labels, prep.mean, prep.std)
+    result = TrainResult(model)
+    ckpt = run_dir / CHECKPOINT_DIR
+    ckpt.mkdir(parents=True, exist_ok=True)
+    start_epoch = 0
+    if resume and (ckpt / "progress.json").is_file():
+        progress = json.loads((ckpt / "progress.json").read_text())
+        model.model.load_weights(ckpt / "last.weights.h5")
+        start_epoch = progress["epoch"]
+        result.history = progress["history"]
+        result.best_epoch = progress["best_epoch"]
+        result.best_val_accuracy = progress["best_val_accuracy"]
+    batches = AugmentedBatches(prep, config, labels, epoch0=start_epoch)
+    steps = len(batches)
+    warmup = config.warmup_epochs * steps
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * (0.1 if warmup else 1.0),
+        decay_steps=max(config.epochs * steps - warmup, 1),
+        alpha=config.final_learning_rate / config.learning_rate,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    model.model.compile(
+        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.clip_global_norm),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                  label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    if start_epoch:
+        model.model.optimizer.iterations.assign(start_epoch * steps)
+    val = prep.splits["validation"]
+    val_y = keras.utils.to_categorical(val.labels, labels).astype(np.float32)
+    started = time.perf_counter()
+    try:
+        if start_epoch < config.epochs:
+            model.model.fit(batches, epochs=config.epochs, initial_epoch=start_epoch,
+                            validation_data=(val.features, val_y), verbose=0,
+                            callbacks=[_Checkpoint(ckpt, config.patience, result, on_epoch)])
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.seconds = time.perf_counter() - started
+    if (ckpt / "best.weights.h5").is_file():
+        model.model.load_weights(ckpt / "best.weights.h5")
+    return result
