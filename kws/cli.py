@@ -141,6 +141,51 @@ def features_compare(
             out.print(f"{key:22s} {value}")
 
 
+@app.command("train")
+def train_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder for the model bundle.")],
+    data_dirs: Annotated[Optional[list[Path]], typer.Option("--data", help="Speech Commands style folder; repeat to combine (default: the shared data).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML/TOML settings file.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Override epochs.")] = None,
+    units: Annotated[Optional[int], typer.Option(min=8, max=256, help="Override model.units.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any setting: key=value (e.g. model.layers=2).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from RUN/checkpoints.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing bundle in RUN.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the GRU, export the int8 step model and write the bundle to --out."""
+    from kws.run import train_run
+
+    report = train_run(out_dir, data_dirs or [], config, epochs, units, set_ or [], resume, force,
+                       err)
+    if json_out:
+        _emit_json(report)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Run folder written by `kws train`.")],
+    data_dirs: DataOpt,
+    backend: Annotated[str, typer.Option(help="keras | tflite | tflm")] = "tflm",
+    dump: Annotated[Optional[Path], typer.Option(help="Write per-clip logits (int8 for step backends), sorted by file path, to this .npy.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score the 1 s clips of a folder with one backend of a model bundle."""
+    import numpy as np
+
+    from kws.evaluate import evaluate
+
+    result, logits = evaluate(model, data_dirs, backend, report=_warn)
+    if dump is not None:
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        np.save(dump, logits)
+    if json_out:
+        _emit_json(result)
+    else:
+        out.print(f"{backend}: accuracy {result['accuracy']:.4f} on {result['clips']} clips "
+                  f"(macro recall {result['macro_recall']:.4f}, ECE {result['ece']:.3f})")
+
+
 @app.command()
 def bench(json_out: JsonOpt = False) -> None:
     """Benchmarks (host-side for now): feature extraction speed."""

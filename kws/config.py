@@ -5,6 +5,7 @@ A `--config FILE` (YAML or TOML) fills them; command-line flags override single 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,24 @@ class AugmentConfig(Frozen):
         return self
 
 
+class _Yaml12BoolLoader(yaml.SafeLoader):
+    """Safe YAML where only true/false are booleans: YAML 1.1 also reads yes/no/on/off as
+    booleans, and those are keywords here (`keywords: [yes, no, on, off]`)."""
+
+
+_Yaml12BoolLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12BoolLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12BoolLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Load a YAML or TOML settings file as a dict (safe loader; top level must be a table)."""
     path = Path(path)
@@ -100,7 +119,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise KwsError(f"{path}: cannot read config ({exc.strerror})") from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise KwsError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} "
                        f"({str(exc).splitlines()[0]})") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +45,18 @@ def to_int8_tflite(step, frames: np.ndarray, states: np.ndarray) -> bytes:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-        try:
-            return bytes(conv.convert())
-        except Exception as exc:  # noqa: BLE001 - the converter raises many types
-            raise KwsError(f"int8 conversion of the step model failed: {str(exc).splitlines()[0]}") from None
+        from kws.export.tflm import _captured_stderr
+
+        # The converter prints C++ progress lines and a deprecation warning of its own
+        # calibration interpreter; keep the user's terminal for our messages.
+        with warnings.catch_warnings(), _captured_stderr() as log:
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                return bytes(conv.convert())
+            except Exception as exc:  # noqa: BLE001 - the converter raises many types
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise KwsError(f"int8 conversion of the step model failed: {detail}") from None
+        del log
 
 
 def share_state(tflite: bytes) -> tuple[bytes, dict]:
@@ -56,6 +65,6 @@ def share_state(tflite: bytes) -> tuple[bytes, dict]:
     from kws.export.state_quant import find_io, share_state_quantization
 
     io = find_io(tflite)
-    fixed = share_state_quantization(tflite, io["state"]["index"], io["new_state"]["index"],
+    fixed = share_state_quantization(tflite, io["state"].tensor, io["new_state"].tensor,
                                      STATE_SCALE, STATE_ZERO_POINT)
     return fixed, find_io(fixed)

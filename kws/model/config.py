@@ -58,12 +58,12 @@ def load_train_config(path: str | None = None, overrides: dict[str, Any] | None 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
     """`key=value` strings -> {key: value}; values parsed as YAML scalars (1e-3, true, [a, b])."""
-    import yaml
+    from kws.config import yaml_load
 
     out = {}
     for item in items:
         if "=" not in item:
             raise KwsError(f"--set {item}: expected KEY=VALUE, e.g. model.units=128")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw)
+        out[key.strip()] = yaml_load(raw)
     return out

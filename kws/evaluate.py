@@ -1,0 +1,91 @@
+"""`kws eval`: score 1 s clips of a folder with one backend of a model bundle.
+
+Clips are sorted by file path so dumps from different backends line up row by row.
+keras = the float model; tflite = the int8 step model in the TFLite interpreter (reference
+kernels); tflm = the same model in the tflite-micro interpreter, the reference for the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from kws.config import DataConfig
+from kws.data.dataset import index_folders, load_audio
+from kws.errors import KwsError
+from kws.export.manifest import Manifest, read_manifest
+from kws.features import reference
+
+BACKENDS = ("keras", "tflite", "tflm")
+
+
+@dataclass
+class Bundle:
+    folder: Path
+    manifest: Manifest
+    tflite: bytes
+
+
+def load_bundle(folder: Path) -> Bundle:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KwsError(f"{folder}: model folder does not exist (train one with `kws train`)")
+    manifest = read_manifest(folder / "manifest.json")
+    path = folder / "model.tflite"
+    try:
+        tflite = path.read_bytes()
+    except OSError:
+        raise KwsError(f"{path}: missing; the bundle is incomplete, re-run `kws train`") from None
+    if hashlib.sha256(tflite).hexdigest() != manifest.model_sha256:
+        raise KwsError(f"{path}: sha256 differs from manifest.json (file replaced by hand?)")
+    return Bundle(folder, manifest, tflite)
+
+
+def clip_logits(bundle: Bundle, backend: str, features: np.ndarray) -> np.ndarray:
+    """Per-clip logits [N, C]: float32 for keras, int8 for the step-model backends."""
+    m = bundle.manifest
+    if backend == "keras":
+        from kws.model import gru  # noqa: F401  (sets the TF environment)
+        import keras
+
+        model = keras.models.load_model(bundle.folder / "model.keras", compile=False)
+        return np.asarray(model.predict(features, verbose=0, batch_size=256), np.float32)
+    q = reference.quantize(features, m.input_quant.scale, m.input_quant.zero_point)
+    if backend == "tflm":
+        from kws.export.tflm import TflmStepModel
+
+        return TflmStepModel(bundle.tflite).run_clips(q)
+    if backend == "tflite":
+        from kws.export.tflm import TfliteStepModel
+
+        return TfliteStepModel(bundle.tflite).run_clips(q)
+    raise KwsError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+
+
+def evaluate(model_dir: Path, data: Sequence[Path], backend: str,
+             report: Callable[[str], None] = lambda _m: None) -> tuple[dict, np.ndarray]:
+    from kws.report.metrics import classification_report, dequantize, softmax
+
+    bundle = load_bundle(model_dir)
+    m = bundle.manifest
+    keywords = tuple(label for label in m.labels if not label.startswith("_"))
+    dataset = index_folders(data, DataConfig(keywords=keywords))
+    clips = sorted(dataset.clips, key=lambda c: c.name)
+    loaded = load_audio(clips, dataset.config, report=report)
+    if not loaded.clips:
+        raise KwsError(f"{', '.join(map(str, data))}: no clip could be read")
+    features = reference.log_mel(loaded.audio, m.features)
+    logits = clip_logits(bundle, backend, features)
+    if backend == "keras":
+        probs = softmax(logits.astype(np.float64))
+    else:
+        probs = softmax(dequantize(logits, m.logits_quant.scale, m.logits_quant.zero_point))
+    y = loaded.labels(m.labels)
+    result = classification_report(y, probs.argmax(1), probs, list(m.labels))
+    result["backend"] = backend
+    result["skipped_files"] = len(loaded.problems)
+    return result, logits

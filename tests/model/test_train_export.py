@@ -1,0 +1,129 @@
+"""Training and export layer: a tiny model goes through train -> int8 step model -> bundle ->
+eval in seconds, and the int8 step model agrees with Keras."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kws.errors import KwsError
+from kws.evaluate import evaluate, load_bundle
+from kws.export.manifest import SCHEMA_VERSION, read_manifest, write_manifest
+from kws.model.config import load_train_config, parse_set
+from kws.report.metrics import dequantize
+
+EXPECTED_OPS = {"FULLY_CONNECTED", "SPLIT", "STRIDED_SLICE", "ADD", "SUB", "MUL", "LOGISTIC", "TANH"}
+
+
+def test_bundle_is_complete(tiny_run):
+    out, summary = tiny_run
+    for name in ("model.keras", "model.tflite", "manifest.json", "report.json", "confusion.png",
+                 "MODEL_CARD.md", "config.json"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".bundle-")]
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((out / "report.json").read_text())
+    for key in ("float", "int8", "baseline", "step_agreement", "params", "tflite_bytes",
+                "arena_bytes", "macs_per_step", "training_seconds"):
+        assert key in report, key
+    assert report["int8"]["ece"] is not None
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Known limits" in card and "yes" in card
+
+
+def test_manifest_round_trip_and_shared_state_quantization(tiny_run, tmp_path):
+    out, _ = tiny_run
+    m = read_manifest(out / "manifest.json")
+    assert m.schema_version == SCHEMA_VERSION
+    assert m.labels == ("_silence_", "_unknown_", "yes", "no")
+    assert (m.state.quant.scale, m.state.quant.zero_point) == (1 / 128, 0)
+    assert m.state.size == 16 and m.streaming.clip_frames == 49
+    assert set(m.ops) <= EXPECTED_OPS and "FULLY_CONNECTED" in m.ops
+    assert 0 < m.arena_bytes < 12 * 1024
+    write_manifest(m, tmp_path / "manifest.json")
+    assert read_manifest(tmp_path / "manifest.json") == m
+    bundle = load_bundle(out)
+    assert bundle.manifest == m and len(bundle.tflite) == m.tflite_bytes
+
+
+def test_newer_schema_and_tampered_model_are_refused(tiny_run, tmp_path):
+    out, _ = tiny_run
+    data = json.loads((out / "manifest.json").read_text())
+    data["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(KwsError, match="newer than this kws"):
+        read_manifest(tmp_path / "manifest.json")
+    data["schema_version"] = SCHEMA_VERSION
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    (tmp_path / "model.tflite").write_bytes((out / "model.tflite").read_bytes() + b"x")
+    with pytest.raises(KwsError, match="sha256 differs"):
+        load_bundle(tmp_path)
+
+
+def test_step_model_agrees_with_keras(tiny_run, tiny_data):
+    out, _ = tiny_run
+    m = read_manifest(out / "manifest.json")
+    _, keras_logits = evaluate(out, [tiny_data], "keras")
+    _, q = evaluate(out, [tiny_data], "tflm")
+    assert q.dtype == np.int8 and q.shape == keras_logits.shape
+    deq = dequantize(q, m.logits_quant.scale, m.logits_quant.zero_point)
+    lo = (-128 - m.logits_quant.zero_point) * m.logits_quant.scale
+    hi = (127 - m.logits_quant.zero_point) * m.logits_quant.scale
+    steps = np.abs(deq - np.clip(keras_logits, lo, hi)) / m.logits_quant.scale
+    assert np.mean(steps) <= 2.0
+    assert np.mean(deq.argmax(1) == keras_logits.argmax(1)) >= 0.9
+
+
+def test_eval_backends_score_and_dump(tiny_run, tiny_data):
+    out, _ = tiny_run
+    results = {b: evaluate(out, [tiny_data], b) for b in ("keras", "tflite", "tflm")}
+    for backend, (result, logits) in results.items():
+        assert result["clips"] == len(logits) and result["backend"] == backend
+        assert 0 <= result["accuracy"] <= 1
+    tflm, tflite = results["tflm"][1], results["tflite"][1]
+    assert np.mean(tflm.argmax(1) == tflite.argmax(1)) >= 0.95  # near, not bit-exact (see note)
+
+
+def test_settings_overrides_and_errors(tmp_path):
+    cfg = load_train_config(None, parse_set(["model.units=128", "augment.snr_db=[5, 20]"]))
+    assert cfg.model.units == 128 and cfg.augment.snr_db == (5.0, 20.0)
+    (tmp_path / "c.yaml").write_text("model:\n  layers: 2\nepochs: 7\n")
+    assert load_train_config(str(tmp_path / "c.yaml"), {"epochs": 3}).epochs == 3
+    with pytest.raises(KwsError, match="model.unitz"):
+        load_train_config(None, {"model.unitz": 3})
+    with pytest.raises(KwsError, match="KEY=VALUE"):
+        parse_set(["units"])
+    with pytest.raises(KwsError, match="model.units"):
+        load_train_config(None, {"model.units": 1000})
+
+
+def test_existing_bundle_is_not_overwritten_without_force(tiny_run):
+    from kws.run import check_out_dir
+
+    out, _ = tiny_run
+    with pytest.raises(KwsError, match="--force"):
+        check_out_dir(out, resume=False, force=False)
+    check_out_dir(out, resume=False, force=True)
+
+
+def test_interrupt_keeps_best_and_resume_continues(tiny_data, tiny_config, tmp_path):
+    from kws.model.prepare import prepare
+    from kws.model.train import train
+
+    prep = prepare([tiny_data], tiny_config)
+
+    def stop_after_two(epoch, _logs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    first = train(prep, tiny_config, tmp_path, on_epoch=stop_after_two)
+    assert first.interrupted and len(first.history) == 2
+    assert (tmp_path / "checkpoints" / "best.weights.h5").is_file()
+    resumed = train(prep, tiny_config, tmp_path, resume=True)
+    assert not resumed.interrupted
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+
+
+def test_yes_no_on_off_stay_words_in_settings():
+    cfg = load_train_config(None, parse_set(["data.keywords=[yes, no, on, off]"]))
+    assert cfg.data.keywords == ("yes", "no", "on", "off")
