@@ -13,13 +13,16 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eab
 	qemu-system-arm espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox \
 	python3-venv
 
-.PHONY: help setup apt venv test demo bench clean
+RUN ?= runs/default
+
+.PHONY: help setup apt venv test demo train bench clean
 
 help:
 	@echo "make setup   install Debian packages (apt-get) and the .venv with kws"
 	@echo "make demo    synthesize/load data and show what kws does today (see README)"
 	@echo "make test    run the test suite"
-	@echo "make bench   run benchmarks, JSON in build/bench.json"
+	@echo "make train   train the default model into $(RUN) [DATA=folder]"
+	@echo "make bench   benchmarks incl. 5-fold cross-validation (~15 min), JSON in build/bench.json"
 	@echo "make clean   remove build outputs (keeps .venv and runs/)"
 
 setup: apt venv
@@ -51,9 +54,12 @@ test: setup
 demo: setup
 	@$(KWS) demo $(if $(DATA),--data $(DATA),)
 
+train: setup
+	$(KWS) train --out $(RUN) --force $(if $(DATA),--data $(DATA),)
+
 bench: setup
 	@mkdir -p build
-	$(KWS) bench --json > build/bench.json
+	$(KWS) bench --json --cv $(if $(DATA),--data $(DATA),) > build/bench.json
 	@echo "bench: wrote build/bench.json"
 
 clean:

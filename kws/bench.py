@@ -38,6 +38,19 @@ def features_host(params: FeatureParams = FeatureParams(), clips: int = 100) -> 
     }
 
 
-def run_all(progress: Callable[[str], None] = lambda _msg: None) -> dict:
+def run_all(cv: bool = False, data: list | None = None,
+            progress: Callable[[str], None] = lambda _msg: None) -> dict:
     progress("bench: features on the host")
-    return {"features": features_host()}
+    result = {"features": features_host()}
+    if cv:
+        from kws.crossval import cross_validate
+        from kws.data.dataset import default_data_roots
+        from kws.errors import KwsError
+        from kws.model.config import TrainConfig
+
+        roots, _ = default_data_roots(data or [])
+        if not roots:
+            raise KwsError("bench --cv: no data (pass --data DIR)")
+        progress(f"bench: 5-fold cross-validation on {', '.join(map(str, roots))}")
+        result["cross_validation"] = cross_validate(roots, TrainConfig(), folds=5, log=progress)
+    return result

@@ -1,8 +1,8 @@
-"""`make demo`: the main job, as far as it is built.
+"""`make demo`: the main job on whatever data is at hand, as far as it is built.
 
-Today (issues 2-3 landed): pick the data, index and read it, and prove the device's log-mel
-front end equals the training one. Training, export, firmware and QEMU emulation are not built
-yet (issues 4-7); the demo says so instead of pretending.
+Landed: data -> features (C proven equal to librosa) -> GRU training -> int8 step model ->
+bundle -> evaluation under tflite-micro. Firmware generation and QEMU emulation are not built
+yet (issues 5-7); the demo says so instead of pretending.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kws.config import DataConfig
-from kws.data.dataset import default_data_roots, index_folders, load_audio
+from kws.data.dataset import default_data_roots
 from kws.features.compare import compare_folders
 
 DEMO_SYNTH_DIR = Path("build/demo_synth")
+DEFAULT_RUN = Path("runs/default")
 FULL_DATA_HINT = (
     "get the full Speech Commands set (85k clips) with: curl -LO "
     "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz && mkdir speech_commands "
@@ -23,32 +23,44 @@ FULL_DATA_HINT = (
 )
 
 
-def run_demo(given: list[Path], out: Console, err: Console) -> dict:
+def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFAULT_RUN) -> dict:
+    from kws.evaluate import evaluate
+    from kws.run import train_run
+
     roots, source = default_data_roots(given)
     if source == "none":
         from kws.data.synth import synthesize
 
-        err.print("[bold yellow]No real speech found: using synthetic TTS clips. A model trained "
-                  "only on synthetic voices transfers poorly to real voices;[/] " + FULL_DATA_HINT)
-        report = synthesize(DEMO_SYNTH_DIR, per_word=20, seed=0)
+        err.print("[bold yellow]No real speech found: training on synthetic TTS clips. A model "
+                  "trained only on synthetic voices transfers poorly to real voices;[/] " + FULL_DATA_HINT)
+        report = synthesize(DEMO_SYNTH_DIR, per_word=100, seed=0)
         err.print(f"synthesized {report.clips} clips into {DEMO_SYNTH_DIR} in {report.seconds:.1f} s")
         roots = [DEMO_SYNTH_DIR]
     out.print(f"[bold]1. data[/] ({source}): {', '.join(str(r) for r in roots)}")
-    dataset = index_folders(roots, DataConfig())
-    for note in dataset.notes:
-        err.print(f"note: {note}")
-    loaded = load_audio(dataset.clips, dataset.config,
-                        report=lambda line: err.print(f"skipped {line}"))
-    counts = dataset.counts()
-    out.print(f"   {len(loaded.clips)} clips read ({len(loaded.problems)} skipped), "
-              f"{len(counts)} labels: " + ", ".join(
-                  f"{lab} {sum(v.values())}" for lab, v in counts.items()))
-    out.print(f"   speakers per split: {dataset.speakers()}; "
-              f"{len(dataset.noise_files)} background-noise files")
-    out.print("[bold]2. features[/]: generated C (host build) vs librosa on 200 clips")
+
     parity = compare_folders(roots, limit=200)
-    out.print(f"   max |log diff| {parity['max_abs_log_diff']:.2e}, int8 exact "
-              f"{parity['int8_exact_fraction']:.5f}, int8 max diff {parity['int8_max_diff']}")
-    out.print("[bold]3. not built yet[/]: training, int8 export, firmware generation and QEMU "
-              "emulation arrive with issues 4-7; `make demo` will run them when they land.")
-    return {"data": source, "clips": len(loaded.clips), "features": parity}
+    out.print(f"[bold]2. features[/]: generated C vs librosa on 200 clips: max |log diff| "
+              f"{parity['max_abs_log_diff']:.2e}, int8 exact {parity['int8_exact_fraction']:.5f}")
+
+    if (run_dir / "manifest.json").is_file():
+        out.print(f"[bold]3. model[/]: reusing {run_dir} (delete it or `make train` to retrain)")
+    else:
+        out.print(f"[bold]3. model[/]: training the default GRU into {run_dir} (a few minutes)")
+        train_run(run_dir, roots, None, None, None, [], resume=False, force=True, err=err)
+    import json
+
+    report = json.loads((run_dir / "report.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    result, _ = evaluate(run_dir, roots, "tflm")
+    out.print(f"[bold]4. summary[/]")
+    out.print(f"   held-out {report['split']} split ({report['int8']['clips']} clips): float "
+              f"{report['float']['accuracy']:.3f}, int8 on tflite-micro {report['int8']['accuracy']:.3f}, "
+              f"baseline {report['baseline']['accuracy']:.3f}")
+    out.print(f"   all {result['clips']} clips of the data (training clips included): int8 "
+              f"{result['accuracy']:.3f}")
+    out.print(f"   model.tflite {manifest['tflite_bytes']} bytes, tflite-micro arena "
+              f"{manifest['arena_bytes']} bytes, {manifest['macs_per_step']} MACs per 20 ms step")
+    out.print(f"   bundle: {run_dir}/ (MODEL_CARD.md, confusion.png, report.json)")
+    out.print("   not built yet: firmware generation, the native C model and QEMU emulation "
+              "(issues 5-7); `make demo` will run them when they land.")
+    return {"data": source, "features": parity, "report": report["int8"]["accuracy"]}

@@ -66,15 +66,38 @@ def clip_logits(bundle: Bundle, backend: str, features: np.ndarray) -> np.ndarra
     raise KwsError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
 
 
-def evaluate(model_dir: Path, data: Sequence[Path], backend: str,
+def data_config(bundle: Bundle) -> DataConfig:
+    """The training run's data settings (so `--split` means the same speakers), else defaults
+    with the model's keywords."""
+    import json
+
+    keywords = tuple(label for label in bundle.manifest.labels if not label.startswith("_"))
+    saved = bundle.folder / "config.json"
+    if saved.is_file():
+        try:
+            values = json.loads(saved.read_text())["data"]
+            config = DataConfig.model_validate(values)
+            if config.keywords == keywords:
+                return config
+        except (ValueError, KeyError, TypeError):
+            pass
+    return DataConfig(keywords=keywords)
+
+
+SPLIT_CHOICES = ("all", "train", "validation", "test")
+
+
+def evaluate(model_dir: Path, data: Sequence[Path], backend: str, split: str = "all",
              report: Callable[[str], None] = lambda _m: None) -> tuple[dict, np.ndarray]:
     from kws.report.metrics import classification_report, dequantize, softmax
 
+    if split not in SPLIT_CHOICES:
+        raise KwsError(f"--split {split}: not one of {', '.join(SPLIT_CHOICES)}")
     bundle = load_bundle(model_dir)
     m = bundle.manifest
-    keywords = tuple(label for label in m.labels if not label.startswith("_"))
-    dataset = index_folders(data, DataConfig(keywords=keywords))
-    clips = sorted(dataset.clips, key=lambda c: c.name)
+    dataset = index_folders(data, data_config(bundle))
+    clips = sorted((c for c in dataset.clips if split == "all" or c.split == split),
+                   key=lambda c: c.name)
     loaded = load_audio(clips, dataset.config, report=report)
     if not loaded.clips:
         raise KwsError(f"{', '.join(map(str, data))}: no clip could be read")
@@ -87,5 +110,6 @@ def evaluate(model_dir: Path, data: Sequence[Path], backend: str,
     y = loaded.labels(m.labels)
     result = classification_report(y, probs.argmax(1), probs, list(m.labels))
     result["backend"] = backend
+    result["split"] = split
     result["skipped_files"] = len(loaded.problems)
     return result, logits

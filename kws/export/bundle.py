@@ -32,24 +32,32 @@ def int8_logits(tflm, features: np.ndarray, input_quant: Quant) -> np.ndarray:
     return tflm.run_clips(q)
 
 
-def export_bundle(run_dir: Path, prep: Prepared, config: TrainConfig, result: TrainResult,
-                  log: Callable[[str], None] = lambda _m: None) -> tuple[Manifest, dict]:
+def quantize_model(gm: gru.GruModel, prep: Prepared, config: TrainConfig,
+                   log: Callable[[str], None] = lambda _m: None):
+    """(tflite bytes, io description, tflite-micro runner) of the int8 step model."""
     from kws.export.tflm import TflmStepModel
-    from kws.model.baseline import mean_logmel_baseline
-    from kws.report.metrics import classification_report, dequantize, softmax
 
-    gm = result.model
-    labels = list(prep.dataset.labels)
     state_size = config.model.units * config.model.layers
     step = gru.step_model(gm)
-
     log("export: calibrating on real training frames and states")
     train = prep.splits["train"]
     pick = np.random.default_rng(config.seed).permutation(len(train.labels))[: config.calibration_clips]
     frames, states = convert.calibration_pairs(step, train.features[np.sort(pick)], state_size, config.seed)
     log("export: converting the step model to int8")
     tflite, io = convert.share_state(convert.to_int8_tflite(step, frames, states))
-    tflm = TflmStepModel(tflite)
+    return tflite, io, TflmStepModel(tflite)
+
+
+def export_bundle(run_dir: Path, prep: Prepared, config: TrainConfig, result: TrainResult,
+                  log: Callable[[str], None] = lambda _m: None) -> tuple[Manifest, dict]:
+    from kws.model.baseline import mean_logmel_baseline
+    from kws.report.metrics import classification_report, dequantize, softmax
+
+    gm = result.model
+    labels = list(prep.dataset.labels)
+    state_size = config.model.units * config.model.layers
+    train = prep.splits["train"]
+    tflite, io, tflm = quantize_model(gm, prep, config, log)
 
     eval_split = "test" if len(prep.splits["test"].labels) else "validation"
     ev = prep.splits[eval_split]

@@ -33,10 +33,14 @@ class Prepared:
 
 
 def prepare(roots: Sequence[Path], config: TrainConfig,
-            report: Callable[[str], None] = lambda _m: None) -> Prepared:
-    dataset = index_folders(roots, config.data)
-    for note in dataset.notes:
-        report(f"note: {note}")
+            report: Callable[[str], None] = lambda _m: None,
+            dataset: Dataset | None = None) -> Prepared:
+    """Read and featurize every split; `dataset` replaces indexing `roots` (cross-validation
+    passes its own speaker folds)."""
+    if dataset is None:
+        dataset = index_folders(roots, config.data)
+        for note in dataset.notes:
+            report(f"note: {note}")
     splits, problems = {}, []
     for split in ("train", "validation", "test"):
         loaded = load_audio(dataset.subset(split), config.data, report=report)

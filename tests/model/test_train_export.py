@@ -127,3 +127,13 @@ def test_interrupt_keeps_best_and_resume_continues(tiny_data, tiny_config, tmp_p
 def test_yes_no_on_off_stay_words_in_settings():
     cfg = load_train_config(None, parse_set(["data.keywords=[yes, no, on, off]"]))
     assert cfg.data.keywords == ("yes", "no", "on", "off")
+
+
+def test_eval_test_split_reproduces_the_training_report(tiny_run, tiny_data):
+    out, _ = tiny_run
+    report = json.loads((out / "report.json").read_text())
+    result, _ = evaluate(out, [tiny_data], "tflm", split=report["split"])
+    assert result["clips"] == report["int8"]["clips"]
+    assert result["accuracy"] == report["int8"]["accuracy"]
+    with pytest.raises(KwsError, match="--split"):
+        evaluate(out, [tiny_data], "tflm", split="dev")
