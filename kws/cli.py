@@ -149,6 +149,7 @@ def train_cmd(
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Override epochs.")] = None,
     units: Annotated[Optional[int], typer.Option(min=8, max=256, help="Override model.units.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any setting: key=value (e.g. model.layers=2).")] = None,
+    train_only: Annotated[Optional[list[Path]], typer.Option("--train-only", help="Extra folder used for training only (e.g. `kws synth` output); repeatable.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from RUN/checkpoints.")] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle in RUN.")] = False,
     json_out: JsonOpt = False,
@@ -157,7 +158,7 @@ def train_cmd(
     from kws.run import train_run
 
     report = train_run(out_dir, data_dirs or [], config, epochs, units, set_ or [], resume, force,
-                       err)
+                       err, train_only=train_only or [])
     if json_out:
         _emit_json(report)
 

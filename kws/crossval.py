@@ -29,6 +29,9 @@ def fold_dataset(dataset: Dataset, fold: int, folds: int) -> Dataset:
     val_fold = (fold + 1) % folds
     clips = []
     for c in dataset.clips:
+        if c.train_only:
+            clips.append(c)
+            continue
         f = fold_of(c.speaker if c.path is not None else f"{c.speaker}@{c.offset}", folds)
         split = "test" if f == fold else "validation" if f == val_fold else "train"
         clips.append(dataclasses.replace(c, split=split))
@@ -36,13 +39,14 @@ def fold_dataset(dataset: Dataset, fold: int, folds: int) -> Dataset:
 
 
 def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
-                   log: Callable[[str], None] = lambda _m: None) -> dict:
+                   log: Callable[[str], None] = lambda _m: None,
+                   train_only: Sequence[Path] = ()) -> dict:
     from kws.export.bundle import int8_logits, quantize_model
     from kws.export.manifest import Quant
     from kws.model.prepare import prepare
     from kws.model.train import train
 
-    base = index_folders(roots, config.data)
+    base = index_folders(roots, config.data, train_only=train_only)
     rows = []
     for k in range(folds):
         ds = fold_dataset(base, k, folds)

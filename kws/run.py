@@ -40,7 +40,7 @@ def check_out_dir(out: Path, resume: bool, force: bool) -> None:
 
 def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | None,
               units: int | None, sets: list[str], resume: bool, force: bool,
-              err: Console) -> dict:
+              err: Console, train_only: list[Path] | None = None) -> dict:
     from kws.export.bundle import export_bundle
     from kws.model.prepare import prepare
     from kws.model.train import train
@@ -51,7 +51,8 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
         raise KwsError(NO_DATA)
     check_out_dir(out, resume, force)
     err.print(f"train: data ({source}) {', '.join(map(str, roots))}")
-    prep = prepare(roots, cfg, report=lambda line: err.print(line, highlight=False))
+    prep = prepare(roots, cfg, report=lambda line: err.print(line, highlight=False),
+                   train_only=train_only or [])
     counts = {s: len(v.labels) for s, v in prep.splits.items()}
     err.print(f"train: clips {counts}; GRU {cfg.model.units} x {cfg.model.layers}, "
               f"up to {cfg.epochs} epochs")

@@ -10,6 +10,7 @@ Indexing only lists files (fast even for the 85k-clip full set); audio is read b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections import Counter
@@ -41,6 +42,7 @@ class Clip:
     noise: Path | None = None
     offset: int = 0
     gain: float = 1.0
+    train_only: bool = False  # from a --train-only folder: never validation/test material
 
     @property
     def name(self) -> str:
@@ -115,8 +117,24 @@ def split_of(speaker: str, validation_percent: float, testing_percent: float, sa
     return "train"
 
 
-def index_folders(roots: Sequence[str | Path], config: DataConfig = DataConfig()) -> Dataset:
-    """List and label every clip of the given folders (no audio read yet)."""
+def index_folders(roots: Sequence[str | Path], config: DataConfig = DataConfig(),
+                  train_only: Sequence[str | Path] = ()) -> Dataset:
+    """List and label every clip of the given folders (no audio read yet). Clips of
+    `train_only` folders (e.g. synthetic speech) only ever join the training split, so
+    validation and test stay real speakers."""
+    dataset = _index_with_auto_salt(roots, config)
+    for root in train_only:
+        extra, extra_noise = _index_root(Path(root), dataset.config)
+        if not extra:
+            raise KwsError(f"{root}: no WAV files in label folders")
+        dataset.clips += [dataclasses.replace(c, split="train", train_only=True) for c in extra
+                          if c.label != SILENCE_LABEL or c.path is not None]
+        dataset.noise_files = sorted(dataset.noise_files + extra_noise)
+        dataset.roots += (Path(root),)
+    return dataset
+
+
+def _index_with_auto_salt(roots: Sequence[str | Path], config: DataConfig) -> Dataset:
     if not roots:
         raise KwsError("no data folder given (use --data DIR)")
     notes: list[str] = []

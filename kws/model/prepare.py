@@ -34,11 +34,11 @@ class Prepared:
 
 def prepare(roots: Sequence[Path], config: TrainConfig,
             report: Callable[[str], None] = lambda _m: None,
-            dataset: Dataset | None = None) -> Prepared:
+            dataset: Dataset | None = None, train_only: Sequence[Path] = ()) -> Prepared:
     """Read and featurize every split; `dataset` replaces indexing `roots` (cross-validation
     passes its own speaker folds)."""
     if dataset is None:
-        dataset = index_folders(roots, config.data)
+        dataset = index_folders(roots, config.data, train_only=train_only)
         for note in dataset.notes:
             report(f"note: {note}")
     splits, problems = {}, []
