@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -130,6 +131,23 @@ class _StepModel:
         return out
 
 
+_PROBE = (
+    "import sys\n"
+    "from tflite_micro.python.tflite_micro import runtime\n"
+    "data = open(sys.argv[1], 'rb').read()\n"
+    "try:\n"
+    "    runtime.Interpreter.from_bytes(data, arena_size=int(sys.argv[2]))\n"
+    "except RuntimeError:\n"
+    "    sys.exit(3)\n"
+)
+
+
+def _allocates_in_child(model_path: str, arena: int) -> bool:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, model_path, str(arena)],
+                          capture_output=True, timeout=120)
+    return proc.returncode == 0
+
+
 class TflmStepModel(_StepModel):
     """The step model in the tflite-micro Python interpreter (L2)."""
 
@@ -170,15 +188,21 @@ class TflmStepModel(_StepModel):
 
     @cached_property
     def arena_min_bytes(self) -> int:
-        """Smallest arena_size that allocates the model (bisection; ~15 interpreter builds)."""
-        low, high = 1, self.arena_bytes  # high is known to work
-        while low < high:
-            mid = (low + high) // 2
-            interpreter, _ = self._make(mid)
-            if interpreter is None:
-                low = mid + 1
-            else:
-                high = mid
+        """Smallest arena_size that allocates the model, by bisection between the recorded
+        total (too small: prepare needs scratch on top) and a size known to work. Each probe
+        runs in a child process: an arena slightly too small can crash the interpreter
+        (seen: segfaults for a GRU-80 model) instead of failing cleanly."""
+        low, high = self.arena_used_bytes, self.arena_bytes
+        with tempfile.TemporaryDirectory(prefix="kws-arena-") as tmp:
+            model = os.path.join(tmp, "model.tflite")
+            with open(model, "wb") as f:
+                f.write(self.model_bytes)
+            while low < high:
+                mid = (low + high) // 2
+                if _allocates_in_child(model, mid):
+                    high = mid
+                else:
+                    low = mid + 1
         return low
 
     def _invoke(self, frame, state):
