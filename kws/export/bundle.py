@@ -44,7 +44,8 @@ def quantize_model(gm: gru.GruModel, prep: Prepared, config: TrainConfig,
     pick = np.random.default_rng(config.seed).permutation(len(train.labels))[: config.calibration_clips]
     frames, states = convert.calibration_pairs(step, train.features[np.sort(pick)], state_size, config.seed)
     log("export: converting the step model to int8")
-    tflite, io = convert.share_state(convert.to_int8_tflite(step, frames, states))
+    tflite, io = convert.share_state(
+        convert.to_int8_tflite(step, frames, states, per_channel=config.per_channel))
     return tflite, io, TflmStepModel(tflite)
 
 

@@ -30,7 +30,7 @@ def calibration_pairs(step, frames: np.ndarray, state_size: int, seed: int,
     return f[np.sort(pick)], s[np.sort(pick)]
 
 
-def to_int8_tflite(step, frames: np.ndarray, states: np.ndarray) -> bytes:
+def to_int8_tflite(step, frames: np.ndarray, states: np.ndarray, per_channel: bool = True) -> bytes:
     """Full-integer conversion (int8 in and out) calibrated on the given pairs."""
 
     def representative():
@@ -45,6 +45,8 @@ def to_int8_tflite(step, frames: np.ndarray, states: np.ndarray) -> bytes:
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
+        # No public switch exists for this in TF 2.21; the attribute is what the converter reads.
+        conv._experimental_disable_per_channel = not per_channel
         from kws.export.tflm import _captured_stderr
 
         # The converter prints C++ progress lines and a deprecation warning of its own
