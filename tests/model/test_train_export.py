@@ -137,3 +137,19 @@ def test_eval_test_split_reproduces_the_training_report(tiny_run, tiny_data):
     assert result["accuracy"] == report["int8"]["accuracy"]
     with pytest.raises(KwsError, match="--split"):
         evaluate(out, [tiny_data], "tflm", split="dev")
+
+
+def test_two_layer_model_exports_with_one_shared_state(tiny_data, tmp_path):
+    from rich.console import Console
+
+    from kws.run import train_run
+    from tests.model.conftest import TINY
+
+    sets = [f"{k}={v}" for k, v in TINY.items() if k not in ("epochs", "model.units")]
+    sets = [s.replace("'", "") for s in sets] + ["model.layers=2"]
+    summary = train_run(tmp_path / "two", [tiny_data], None, 1, 8, sets, resume=False, force=False,
+                        err=Console(stderr=True, quiet=True))
+    m = read_manifest(tmp_path / "two" / "manifest.json")
+    assert m.state.layers == 2 and m.state.size == 16
+    assert (m.state.quant.scale, m.state.quant.zero_point) == (1 / 128, 0)
+    assert summary["step_agreement"] >= 0.8
