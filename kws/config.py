@@ -63,20 +63,27 @@ class DataConfig(Frozen):
 
 
 class AugmentConfig(Frozen):
-    """On-the-fly training augmentation; each transform fires with its probability."""
+    """On-the-fly training augmentation; each transform fires with its probability.
 
-    shift_prob: float = Field(0.8, ge=0, le=1)
+    Defaults are what cross-validation on the shared 2,440 clips measured best (speaker
+    5-fold, int8 under tflite-micro): time shift only, 74.7%. Adding noise at 10-30 dB SNR,
+    gain and SpecAugment scored 72-73%, and the heavier mix (noise 0-25 dB, reverb) lower still
+    (see the issue notes). With much more data (the full 85k-clip set) turn them on, e.g.
+    `--set augment.noise_prob=0.8 --set augment.specaug_prob=0.5`.
+    """
+
+    shift_prob: float = Field(0.5, ge=0, le=1)
     shift_max_ms: float = Field(100.0, ge=0, description="circular-free shift, zero filled")
-    gain_prob: float = Field(0.5, ge=0, le=1)
+    gain_prob: float = Field(0.0, ge=0, le=1)
     gain_db: tuple[float, float] = (-12.0, 6.0)
-    noise_prob: float = Field(0.8, ge=0, le=1)
+    noise_prob: float = Field(0.0, ge=0, le=1)
     snr_db: tuple[float, float] = (0.0, 25.0)
     colored_noise_share: float = Field(
         0.3, ge=0, le=1, description="share of noise draws from synthetic colored noise"
     )
-    reverb_prob: float = Field(0.3, ge=0, le=1)
+    reverb_prob: float = Field(0.0, ge=0, le=1)
     rt60_s: tuple[float, float] = (0.15, 0.8)
-    specaug_prob: float = Field(0.5, ge=0, le=1)
+    specaug_prob: float = Field(0.0, ge=0, le=1)
     time_masks: int = Field(2, ge=0)
     time_mask_max_frames: int = Field(5, ge=0)
     freq_masks: int = Field(2, ge=0)
