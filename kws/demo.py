@@ -23,6 +23,18 @@ FULL_DATA_HINT = (
 )
 
 
+def _trained_on(run_dir: Path) -> list[str] | None:
+    """Data folders the bundle in run_dir was trained on (None when there is no bundle)."""
+    import json
+
+    try:
+        if not (run_dir / "manifest.json").is_file():
+            return None
+        return json.loads((run_dir / "report.json").read_text())["data"]["roots"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFAULT_RUN) -> dict:
     from kws.evaluate import evaluate
     from kws.run import train_run
@@ -42,7 +54,7 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
     out.print(f"[bold]2. features[/]: generated C vs librosa on 200 clips: max |log diff| "
               f"{parity['max_abs_log_diff']:.2e}, int8 exact {parity['int8_exact_fraction']:.5f}")
 
-    if (run_dir / "manifest.json").is_file():
+    if _trained_on(run_dir) == [str(r) for r in roots]:
         out.print(f"[bold]3. model[/]: reusing {run_dir} (delete it or `make train` to retrain)")
     else:
         out.print(f"[bold]3. model[/]: training the default GRU into {run_dir} (a few minutes)")

@@ -337,18 +337,20 @@ def load_noise(paths: Sequence[Path], report: Callable[[str], None] | None = Non
 
 
 def shared_data() -> Path | None:
-    """The team's Speech Commands copy: $KWS_SHARED_DATA, else ../shared/data/speech_commands
-    beside the repository (or beside the current folder, or the workspace's, for clones made
-    elsewhere such as CI's)."""
+    """The team's Speech Commands copy: $KWS_SHARED_DATA when set (set it to a missing path to
+    say "none"), else ../shared/data/speech_commands beside the repository (or beside the
+    current folder, or the workspace's, for clones made elsewhere such as CI's)."""
     import os
 
-    candidates = [os.environ.get("KWS_SHARED_DATA")]
     rel = Path("shared") / "data" / "speech_commands"
-    candidates += [Path(__file__).resolve().parents[3] / rel, Path.cwd().parent / rel,
-                   Path("/work") / rel]
+    if "KWS_SHARED_DATA" in os.environ:
+        candidates = [Path(os.environ["KWS_SHARED_DATA"])]
+    else:
+        candidates = [Path(__file__).resolve().parents[3] / rel, Path.cwd().parent / rel,
+                      Path("/work") / rel]
     for cand in candidates:
-        if cand and Path(cand).is_dir():
-            return Path(cand)
+        if cand.is_dir():
+            return cand
     return None
 
 
