@@ -22,7 +22,7 @@ class TrainConfig(Frozen):
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()
     features: FeatureParams = FeatureParams()
-    epochs: int = Field(60, ge=1)
+    epochs: int = Field(120, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(2e-3, gt=0, description="peak Adam learning rate")
     final_learning_rate: float = Field(1e-4, gt=0, description="cosine decay ends here")
@@ -32,7 +32,7 @@ class TrainConfig(Frozen):
     balance: Literal["weights", "sampling", "none"] = Field(
         "sampling", description="class balancing: loss weights, balanced batches, or none"
     )
-    patience: int = Field(15, ge=1, description="epochs without validation gain before stopping")
+    patience: int = Field(30, ge=1, description="epochs without validation gain before stopping")
     seed: int = 0
     calibration_clips: int = Field(300, ge=1, description="training clips whose frames and "
                                    "states calibrate the int8 export")
