@@ -167,7 +167,7 @@ def train_cmd(
 def eval_cmd(
     model: Annotated[Path, typer.Option("--model", help="Run folder written by `kws train`.")],
     data_dirs: DataOpt,
-    backend: Annotated[str, typer.Option(help="keras | tflite | tflm")] = "tflm",
+    backend: Annotated[str, typer.Option(help="keras | tflite | tflm | native (generated C, host build)")] = "tflm",
     split: Annotated[str, typer.Option(help="all | train | validation | test (the training run's speaker split)")] = "all",
     dump: Annotated[Optional[Path], typer.Option(help="Write per-clip logits (int8 for step backends), sorted by file path, to this .npy.")] = None,
     json_out: JsonOpt = False,

@@ -2,7 +2,8 @@
 
 Clips are sorted by file path so dumps from different backends line up row by row.
 keras = the float model; tflite = the int8 step model in the TFLite interpreter (reference
-kernels); tflm = the same model in the tflite-micro interpreter, the reference for the device.
+kernels); tflm = the same model in the tflite-micro interpreter, the reference for the device;
+native = the generated C of the native backend compiled for the host (bit-identical to tflm).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kws.errors import KwsError
 from kws.export.manifest import Manifest, read_manifest
 from kws.features import reference
 
-BACKENDS = ("keras", "tflite", "tflm")
+BACKENDS = ("keras", "tflite", "tflm", "native")
 
 
 @dataclass
@@ -63,6 +64,10 @@ def clip_logits(bundle: Bundle, backend: str, features: np.ndarray) -> np.ndarra
         from kws.export.tflm import TfliteStepModel
 
         return TfliteStepModel(bundle.tflite).run_clips(q)
+    if backend == "native":
+        from kws.native.host import NativeModel
+
+        return NativeModel(bundle.tflite, digest=m.model_sha256).run_clips(q)
     raise KwsError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
 
 
