@@ -153,3 +153,25 @@ def test_two_layer_model_exports_with_one_shared_state(tiny_data, tmp_path):
     assert m.state.layers == 2 and m.state.size == 16
     assert (m.state.quant.scale, m.state.quant.zero_point) == (1 / 128, 0)
     assert summary["step_agreement"] >= 0.8
+
+
+def test_native_dump_equals_tflm_dump(tiny_run, tiny_data):
+    out, _ = tiny_run
+    _, native = evaluate(out, [tiny_data], "native")
+    _, tflm = evaluate(out, [tiny_data], "tflm")
+    assert native.dtype == np.int8 and np.array_equal(native, tflm)
+
+
+@pytest.mark.real_data
+def test_native_equals_tflm_on_every_shared_clip(tiny_run):
+    """L2 == L3 on real audio: every shared clip through the tiny bundle, byte for byte."""
+    from kws.data.dataset import shared_data
+
+    root = shared_data()
+    if root is None:
+        pytest.skip("../shared/data/speech_commands not present (set KWS_SHARED_DATA)")
+    out, _ = tiny_run
+    native_result, native = evaluate(out, [root], "native")
+    _, tflm = evaluate(out, [root], "tflm")
+    assert native_result["clips"] == 2440
+    assert native.tobytes() == tflm.tobytes()
