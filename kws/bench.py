@@ -38,10 +38,34 @@ def features_host(params: FeatureParams = FeatureParams(), clips: int = 100) -> 
     }
 
 
-def run_all(cv: bool = False, data: list | None = None,
+def device_costs(tflite: bytes | None, progress: Callable[[str], None]) -> dict:
+    """Guest instructions in QEMU (-icount, deterministic) per core: the feature front end per
+    frame, and the native model per step with the DSP kernels and the portable ones."""
+    from kws.emulate.bench import features_cost, model_cost
+
+    out: dict = {}
+    for core in ("cortex-m4f", "cortex-m7", "cortex-m55"):
+        progress(f"bench: {core} in QEMU")
+        entry = {"features": features_cost(core)}
+        if tflite is not None:
+            entry["model_dsp"] = model_cost(tflite, core)
+            entry["model_portable"] = model_cost(tflite, core, portable=True)
+        out[core] = entry
+    return out
+
+
+def run_all(cv: bool = False, data: list | None = None, model: str | None = "runs/default",
             progress: Callable[[str], None] = lambda _msg: None) -> dict:
+    from pathlib import Path
+
     progress("bench: features on the host")
     result = {"features": features_host()}
+    tflite_path = Path(model) / "model.tflite" if model else None
+    tflite = tflite_path.read_bytes() if tflite_path and tflite_path.is_file() else None
+    if tflite is None:
+        progress(f"bench: no {tflite_path}; model costs skipped (run `make train` first)")
+    result["device"] = device_costs(tflite, progress)
+    result["device"]["model"] = str(tflite_path) if tflite else None
     if cv:
         from kws.crossval import cross_validate
         from kws.data.dataset import default_data_roots

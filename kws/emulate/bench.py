@@ -96,7 +96,8 @@ def host_features_checksum(params: FeatureParams | None = None, hops: int = HOPS
 
 
 def run_bench(core: str, model: bytes | None = None, features: FeatureParams | None = None,
-              steps: int = STEPS, hops: int = HOPS, timeout: float = 120.0) -> BenchRun:
+              steps: int = STEPS, hops: int = HOPS, timeout: float = 120.0,
+              extra_flags: tuple[str, ...] = ()) -> BenchRun:
     """Build and run the bench program for `core` with the model and/or the front end."""
     from kws.native import cgen
 
@@ -104,7 +105,7 @@ def run_bench(core: str, model: bytes | None = None, features: FeatureParams | N
         raise KwsError("run_bench needs a model, feature parameters or both")
     digest = hashlib.sha256(bytes(model or b"") + repr(features).encode()).hexdigest()
     sources = {"kws_bench_main.c": qemu.program_source("kws_bench_main.c.j2", digest)}
-    flags = []
+    flags = list(extra_flags)
     if model is not None:
         sources.update(cgen.sources(model))
         flags += ["-DKWS_BENCH_MODEL", f"-DKWS_BENCH_STEPS={int(steps)}"]
@@ -139,11 +140,16 @@ def macs_per_step(tflite_bytes: bytes) -> int:
                if isinstance(p, ops.FullyConnectedParams))
 
 
-def model_cost(tflite_bytes: bytes, core: str, steps: int = STEPS) -> dict:
+PORTABLE_FLAGS = ("-DKWS_PORTABLE_KERNELS",)
+
+
+def model_cost(tflite_bytes: bytes, core: str, steps: int = STEPS, portable: bool = False) -> dict:
     """{"instructions_per_step", "instructions_per_mac", "macs_per_step", "checksum",
     "text", "data", "bss"}: guest instructions of kws_model_step (mean over `steps` steps)
-    and the summed sizes of kws_model.o + kws_kernels.o."""
-    run = run_bench(core, model=tflite_bytes, steps=steps)
+    and the summed sizes of kws_model.o + kws_kernels.o. `portable` builds without the DSP
+    dot products, for comparison."""
+    run = run_bench(core, model=tflite_bytes, steps=steps,
+                    extra_flags=PORTABLE_FLAGS if portable else ())
     per_step = run.instructions("model") / steps
     macs = macs_per_step(tflite_bytes)
     return {"core": core, "machine": qemu.machine(core).name,
