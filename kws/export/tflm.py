@@ -120,6 +120,16 @@ class _StepModel:
             state, logits = self._invoke(frame.reshape(1, -1), state)
         return logits.reshape(-1)
 
+    def _checked_clips(self, frames_i8) -> np.ndarray:
+        """[N, T>0, frame_size] int8 clips as a contiguous array, or a one-line KwsError."""
+        frames = np.asarray(frames_i8)
+        if frames.dtype != np.int8:
+            raise KwsError(f"frames must be int8, got {frames.dtype}")
+        if frames.ndim != 3 or frames.shape[2] != self.frame_size or frames.shape[1] == 0:
+            raise KwsError(f"clips must have shape [N, T>0, {self.frame_size}], got "
+                           f"{frames.shape}")
+        return np.ascontiguousarray(frames)
+
     def run_clips(self, frames_i8) -> np.ndarray:
         """run_clip over [N, T, F] clips: logits [N, C] int8."""
         frames = np.asarray(frames_i8)

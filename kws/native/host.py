@@ -56,13 +56,7 @@ class NativeModel(_StepModel):
     def run_clips(self, frames_i8) -> np.ndarray:
         """Logits [N, C] int8 after one step per frame of [N, T, F] clips, each from the zero
         state (as TflmStepModel.run_clips), in one C call."""
-        frames = np.asarray(frames_i8)
-        if frames.dtype != np.int8:
-            raise KwsError(f"frames must be int8, got {frames.dtype}")
-        if frames.ndim != 3 or frames.shape[2] != self.frame_size or frames.shape[1] == 0:
-            raise KwsError(f"clips must have shape [N, T>0, {self.frame_size}], got "
-                           f"{frames.shape}")
-        frames = np.ascontiguousarray(frames)
+        frames = self._checked_clips(frames_i8)
         out = np.zeros((frames.shape[0], self.labels), np.int8)
         if frames.shape[0]:
             self._lib.kws_model_run_clips(frames, frames.shape[0], frames.shape[1], out)

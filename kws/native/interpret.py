@@ -267,12 +267,7 @@ class NativeReference(_StepModel):
         """Logits [N, C] int8 after one step per frame of [N, T, F] clips, each clip from the
         zero state with new_state fed back by copy (as TflmStepModel.run_clips). The clips run
         side by side, one scratch buffer each."""
-        frames = np.asarray(frames_i8)
-        if frames.dtype != np.int8:
-            raise KwsError(f"frames must be int8, got {frames.dtype}")
-        if frames.ndim != 3 or frames.shape[2] != self.frame_size or frames.shape[1] == 0:
-            raise KwsError(f"clips must have shape [N, T>0, {self.frame_size}], got "
-                           f"{frames.shape}")
+        frames = self._checked_clips(frames_i8)
         if not self.state_shared:
             raise KwsError("new_state and state are quantized differently, so a plain copy "
                            "would be wrong; run share_state_quantization on the model first")
