@@ -1,8 +1,8 @@
 """`make demo`: the main job on whatever data is at hand, as far as it is built.
 
 Landed: data -> features (C proven equal to librosa) -> GRU training -> int8 step model ->
-bundle -> evaluation under tflite-micro. Firmware generation and QEMU emulation are not built
-yet (issues 5-7); the demo says so instead of pretending.
+bundle -> evaluation under tflite-micro (and the native C model, identical). Firmware project
+generation and WAV emulation in QEMU are not built yet (issues 6-7); the demo says so.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
     out.print(f"   model.tflite {manifest['tflite_bytes']} bytes, tflite-micro arena "
               f"{manifest['arena_bytes']} bytes, {manifest['macs_per_step']} MACs per 20 ms step")
     out.print(f"   bundle: {run_dir}/ (MODEL_CARD.md, confusion.png, report.json)")
-    out.print("   not built yet: firmware generation, the native C model and QEMU emulation "
-              "(issues 5-7); `make demo` will run them when they land.")
+    out.print("   not built yet: board files, the generated PlatformIO firmware and running it on "
+              "WAV input in QEMU (issues 6-7); `make demo` will run them when they land. The "
+              "native C model and its cost per core: `kws bench --json`.")
     return {"data": source, "features": parity, "report": report["int8"]["accuracy"]}
