@@ -17,7 +17,7 @@ from rich.table import Table
 from kws.errors import KwsError
 
 err = Console(stderr=True, soft_wrap=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 app = typer.Typer(
     help="Train a GRU keyword spotter, quantize it to int8 and generate Cortex-M firmware.",

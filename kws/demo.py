@@ -35,6 +35,25 @@ def _trained_on(run_dir: Path) -> list[str] | None:
         return None
 
 
+def _m4_cost(run_dir: Path, err: Console) -> dict | None:
+    """Guest instructions on an emulated Cortex-M4, or None (with a reason) when the cross
+    toolchain or QEMU is missing."""
+    from kws.emulate.bench import features_cost, model_cost
+    from kws.errors import KwsError
+
+    try:
+        model = model_cost((run_dir / "model.tflite").read_bytes(), "cortex-m4f")
+        feats = features_cost("cortex-m4f")
+    except KwsError as exc:
+        err.print(f"skipped the Cortex-M4 cost: {exc}")
+        return None
+    steps_per_second = 1000 / 20  # one feature frame and one model step per 20 ms hop
+    return {"frame": feats["instructions_per_frame"], "step": model["instructions_per_step"],
+            "per_second": steps_per_second * (feats["instructions_per_frame"]
+                                              + model["instructions_per_step"]),
+            "text": model["text"], "bss": model["bss"]}
+
+
 def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFAULT_RUN) -> dict:
     from kws.evaluate import evaluate
     from kws.run import train_run
@@ -63,7 +82,9 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
 
     report = json.loads((run_dir / "report.json").read_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    result, _ = evaluate(run_dir, roots, "tflm")
+    result, tflm_logits = evaluate(run_dir, roots, "tflm")
+    _, native_logits = evaluate(run_dir, roots, "native")
+    same = native_logits.tobytes() == tflm_logits.tobytes()
     out.print(f"[bold]4. summary[/]")
     out.print(f"   held-out {report['split']} split ({report['int8']['clips']} clips): float "
               f"{report['float']['accuracy']:.3f}, int8 on tflite-micro {report['int8']['accuracy']:.3f}, "
@@ -72,6 +93,13 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
               f"{result['accuracy']:.3f}")
     out.print(f"   model.tflite {manifest['tflite_bytes']} bytes, tflite-micro arena "
               f"{manifest['arena_bytes']} bytes, {manifest['macs_per_step']} MACs per 20 ms step")
+    out.print(f"   native C model vs tflite-micro on those {result['clips']} clips: "
+              + ("byte-identical int8 logits" if same else "[red]DIFFERENT int8 logits[/]"))
+    cost = _m4_cost(run_dir, err)
+    if cost:
+        out.print(f"   Cortex-M4 (QEMU): {cost['per_second'] / 1e6:.1f} M instructions per second of "
+                  f"audio (features {cost['frame']:,.0f} per frame, model {cost['step']:,.0f} per "
+                  f"step); model code {cost['text']:,} B flash, {cost['bss']} B scratch RAM")
     out.print(f"   bundle: {run_dir}/ (MODEL_CARD.md, confusion.png, report.json)")
     out.print("   not built yet: board files, the generated PlatformIO firmware and running it on "
               "WAV input in QEMU (issues 6-7); `make demo` will run them when they land. The "
