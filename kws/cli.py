@@ -77,12 +77,13 @@ def synth(
         report = synthesize(out_dir, word_list, per_word=per_word, seed=seed, progress=tick)
     summary = {
         "out": str(report.out), "clips": report.clips, "per_label": report.per_label,
-        "engines": report.engines, "seconds": round(report.seconds, 2),
+        "engines": report.engines, "seconds": round(report.seconds, 2), "reused": report.reused,
     }
     if json_out:
         _emit_json(summary)
     else:
-        err.print(f"wrote {report.clips} clips to {report.out} in {report.seconds:.1f} s "
+        verb = "up to date:" if report.reused else "wrote"
+        err.print(f"{verb} {report.clips} clips in {report.out} ({report.seconds:.1f} s) "
                   f"(engines: {', '.join(f'{k} {v}' for k, v in report.engines.items())})")
 
 

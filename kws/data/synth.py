@@ -94,6 +94,7 @@ class SynthReport:
     per_label: dict[str, int]
     engines: dict[str, int]
     seconds: float
+    reused: bool = False  # the folder already held exactly these clips
 
 
 @dataclass(frozen=True)
@@ -166,20 +167,27 @@ def synthesize(
 
     plans = _plan_all(words, unknown, per_word, seed, voices)
     paths = _file_paths(out, plans)
+    digest = hashlib.sha256(repr(plans).encode()).hexdigest()
+    if _up_to_date(out, paths, digest):
+        return _report(out, plans, started, reused=True)
     for folder in {p.parent for p in paths}:
         folder.mkdir(parents=True, exist_ok=True)
     _remove_stale(out, paths)
     _write_noise(out / NOISE_FOLDER, seed)
     _warm_up_librosa()
     _run_all(plans, paths, workers, progress)
-    _record(out, paths)
+    _record(out, paths, digest)
+    return _report(out, plans, started)
 
+
+def _report(out: Path, plans: list, started: float, reused: bool = False) -> SynthReport:
     return SynthReport(
         out=out,
         clips=len(plans),
         per_label=dict(Counter(p.label for p in plans)),
         engines=dict(sorted(Counter(p.voice.engine for p in plans).items())),
         seconds=time.perf_counter() - started,
+        reused=reused,
     )
 
 
@@ -511,9 +519,21 @@ def _remove_stale(out: Path, paths: list[Path]) -> None:
             target.unlink()
 
 
-def _record(out: Path, paths: list[Path]) -> None:
+def _record(out: Path, paths: list[Path], digest: str) -> None:
     files = sorted(p.relative_to(out).as_posix() for p in paths)
-    (out / RECORD_NAME).write_text(json.dumps({"files": files}, indent=0) + "\n")
+    (out / RECORD_NAME).write_text(json.dumps({"plan_sha256": digest, "files": files}, indent=0)
+                                   + "\n")
+
+
+def _up_to_date(out: Path, paths: list[Path], digest: str) -> bool:
+    """The folder already holds exactly this plan's clips (same words, counts, seed, voices):
+    synthesis is deterministic, so they need not be made again."""
+    try:
+        record = json.loads((out / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("plan_sha256") == digest
+            and all(p.is_file() and p.stat().st_size > 44 for p in paths))
 
 
 # --------------------------------------------------------------------------- noise

@@ -257,3 +257,15 @@ def test_rerun_replaces_its_own_clips_and_keeps_user_files(tmp_path):
     assert len([w for w in wavs if w.startswith("yes/") and "nohash" in w]) == 2
     assert not any(w.startswith("no/") for w in wavs)
     assert (out / "yes" / "my_recording.wav").read_bytes() == b"user data"
+
+
+@needs_espeak
+def test_identical_rerun_reuses_the_clips(tmp_path):
+    out = tmp_path / "s"
+    first = synth.synthesize(out, words=["yes"], per_word=3, seed=4)
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
+    again = synth.synthesize(out, words=["yes"], per_word=3, seed=4)
+    assert not first.reused and again.reused
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == stamp
+    other = synth.synthesize(out, words=["yes"], per_word=3, seed=5)
+    assert not other.reused
