@@ -14,6 +14,10 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eab
 	python3-venv
 
 RUN ?= runs/default
+# Synthetic clips that join the training split only (real speakers stay in validation/test):
+# +2.4 points in 5-fold speaker CV on the shared data (77.8% vs 75.4% int8). SYNTH= disables.
+SYNTH ?= build/synth
+SYNTH_ARGS := --per-word 200 --seed 1
 
 .PHONY: help setup apt venv test demo train bench clean
 
@@ -55,11 +59,13 @@ demo: setup
 	@$(KWS) demo $(if $(DATA),--data $(DATA),)
 
 train: setup
-	$(KWS) train --out $(RUN) --force $(if $(DATA),--data $(DATA),)
+	$(if $(SYNTH),$(KWS) synth --out $(SYNTH) $(SYNTH_ARGS),)
+	$(KWS) train --out $(RUN) --force $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),)
 
 bench: setup
 	@mkdir -p build
-	$(KWS) bench --json --cv $(if $(DATA),--data $(DATA),) > build/bench.json
+	$(if $(SYNTH),$(KWS) synth --out $(SYNTH) $(SYNTH_ARGS),)
+	$(KWS) bench --json --cv $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),) > build/bench.json
 	@echo "bench: wrote build/bench.json"
 
 clean:

@@ -55,6 +55,7 @@ def device_costs(tflite: bytes | None, progress: Callable[[str], None]) -> dict:
 
 
 def run_all(cv: bool = False, data: list | None = None, model: str | None = "runs/default",
+            train_only: list | None = None,
             progress: Callable[[str], None] = lambda _msg: None) -> dict:
     from pathlib import Path
 
@@ -76,5 +77,7 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
         if not roots:
             raise KwsError("bench --cv: no data (pass --data DIR)")
         progress(f"bench: 5-fold cross-validation on {', '.join(map(str, roots))}")
-        result["cross_validation"] = cross_validate(roots, TrainConfig(), folds=5, log=progress)
+        result["cross_validation"] = cross_validate(roots, TrainConfig(), folds=5, log=progress,
+                                                    train_only=train_only or [])
+        result["cross_validation"]["train_only"] = [str(p) for p in train_only or []]
     return result

@@ -194,13 +194,14 @@ def bench(
     cv: Annotated[bool, typer.Option("--cv/--no-cv", help="Also run 5-fold speaker-disjoint cross-validation (trains 5 models).")] = False,
     data_dirs: Annotated[Optional[list[Path]], typer.Option("--data", help="Data for cross-validation (default: the shared data).")] = None,
     model: Annotated[Path, typer.Option(help="Bundle whose model is measured in QEMU.")] = Path("runs/default"),
+    train_only: Annotated[Optional[list[Path]], typer.Option("--train-only", help="Extra training-only folder for cross-validation (e.g. `kws synth` output).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Benchmarks: feature speed on the host, guest instructions per frame/step on Cortex-M
     cores in QEMU (portable and DSP kernels), sizes; with --cv, cross-validated int8 accuracy."""
     from kws.bench import run_all
 
-    result = run_all(cv=cv, data=data_dirs or [], model=str(model),
+    result = run_all(cv=cv, data=data_dirs or [], model=str(model), train_only=train_only or [],
                      progress=lambda msg: err.print(msg))
     if json_out:
         _emit_json(result)

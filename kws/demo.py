@@ -15,6 +15,7 @@ from kws.data.dataset import default_data_roots
 from kws.features.compare import compare_folders
 
 DEMO_SYNTH_DIR = Path("build/demo_synth")
+TRAIN_SYNTH_DIR = Path("build/synth")  # same folder and settings as `make train`
 DEFAULT_RUN = Path("runs/default")
 FULL_DATA_HINT = (
     "get the full Speech Commands set (85k clips) with: curl -LO "
@@ -73,11 +74,20 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
     out.print(f"[bold]2. features[/]: generated C vs librosa on 200 clips: max |log diff| "
               f"{parity['max_abs_log_diff']:.2e}, int8 exact {parity['int8_exact_fraction']:.5f}")
 
-    if _trained_on(run_dir) == [str(r) for r in roots]:
+    extra: list[Path] = []
+    if source != "none":
+        from kws.data.synth import synthesize
+
+        report = synthesize(TRAIN_SYNTH_DIR, per_word=200, seed=1)
+        extra = [TRAIN_SYNTH_DIR]
+        err.print(f"synthetic training-only clips: {report.clips} in {TRAIN_SYNTH_DIR} "
+                  f"({'reused' if report.reused else f'{report.seconds:.0f} s'})")
+    if _trained_on(run_dir) == [str(r) for r in [*roots, *extra]]:
         out.print(f"[bold]3. model[/]: reusing {run_dir} (delete it or `make train` to retrain)")
     else:
         out.print(f"[bold]3. model[/]: training the default GRU into {run_dir} (a few minutes)")
-        train_run(run_dir, roots, None, None, None, [], resume=False, force=True, err=err)
+        train_run(run_dir, roots, None, None, None, [], resume=False, force=True, err=err,
+                  train_only=extra)
     import json
 
     report = json.loads((run_dir / "report.json").read_text())
