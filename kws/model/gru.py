@@ -101,10 +101,8 @@ def run_step_float(step: keras.Model, frames: np.ndarray, state_size: int) -> tu
     import tensorflow as tf
 
     n, t, _ = frames.shape
-    frame_in, state_in = step.inputs
-    # The step model has batch 1 baked in for export; rebuild a batched call on the same layers.
+    # The step model's inputs say batch 1 (for export); calling its layers on a batch works.
     fn = tf.function(lambda f, s: step([f, s], training=False), reduce_retracing=True)
-    del frame_in, state_in
     state = np.zeros((n, state_size), np.float32)
     states = np.zeros((n, t, state_size), np.float32)
     logits = None

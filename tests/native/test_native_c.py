@@ -6,27 +6,23 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from native_models import BUILT, clip_frames
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-from kws.codegen.host_build import NUMERICS, WARNINGS
-from kws.codegen.targets import CORE_FLAGS, CROSS_CC
+from kws.codegen.targets import CORE_FLAGS
 from kws.errors import KwsError
 from kws.export.state_quant import pack_model, read_model
 from kws.export.tflm import TflmStepModel
 from kws.native import cgen, qmath
 from kws.native.host import NativeModel
 from kws.native.interpret import NativeReference
+from tests.cchecks import compile_strict, cpp_accepts
 
 CLIPS = 16
 STEPS = 40
-STRICT = ("-std=c99", "-O2", *WARNINGS, *NUMERICS, "-Wshadow", "-Wconversion",
-          "-Wdouble-promotion")
 
 
 def _check_model(tflite: bytes, seed: int) -> None:
@@ -157,29 +153,15 @@ def source_dir(tmp_path_factory, build_model):
     return d
 
 
-def _compile(cc, flags, source_dir):
-    for src in ("kws_model.c", "kws_kernels.c"):
-        proc = subprocess.run([cc, *STRICT, *flags, "-c", src, "-o", src[:-2] + ".o"],
-                              check=False, cwd=source_dir, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stderr == ""
-
-
 def test_host_gcc_strict(source_dir):
-    _compile("gcc", (), source_dir)
+    compile_strict(None, ["kws_model.c", "kws_kernels.c"], source_dir)
 
 
 @pytest.mark.parametrize("core", list(CORE_FLAGS))
 def test_arm_none_eabi_gcc_strict(source_dir, core):
-    if shutil.which(CROSS_CC) is None:
-        pytest.skip(f"{CROSS_CC} not installed (make setup installs gcc-arm-none-eabi)")
-    _compile(CROSS_CC, CORE_FLAGS[core], source_dir)
+    compile_strict(core, ["kws_model.c", "kws_kernels.c"], source_dir)
 
 
 def test_cpp_compiler_accepts_the_headers(source_dir):
-    (source_dir / "use.cpp").write_text(
-        '#include "kws_model.h"\n#include "kws_kernels.h"\n'
-        "int main() { int8_t s[KWS_MODEL_STATE_SIZE]; kws_model_reset_state(s); return 0; }\n")
-    proc = subprocess.run(["g++", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "use.cpp"],
-                          check=False, cwd=source_dir, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    cpp_accepts(source_dir, '#include "kws_model.h"\n#include "kws_kernels.h"\n'
+                "int main() { int8_t s[KWS_MODEL_STATE_SIZE]; kws_model_reset_state(s); return 0; }\n")
