@@ -38,6 +38,18 @@ def features_host(params: FeatureParams = FeatureParams(), clips: int = 100) -> 
     }
 
 
+def native_host(tflite: bytes, clips: int = 100) -> dict:
+    """Host µs per step of the generated model C (-O2, the device's numerics flags), through
+    one kws_model_run_clips call per repetition, on deterministic random int8 frames."""
+    from kws.native.host import NativeModel
+
+    model = NativeModel(tflite)
+    frames = np.random.default_rng(0).integers(-128, 128, (clips, 49, model.frame_size),
+                                               dtype=np.int8)
+    seconds = _best_of(lambda: model.run_clips(frames))
+    return {"steps": clips * 49, "host_us_per_step": round(seconds / (clips * 49) * 1e6, 2)}
+
+
 def device_costs(tflite: bytes | None, progress: Callable[[str], None]) -> dict:
     """Guest instructions in QEMU (-icount, deterministic) per core: the feature front end per
     frame, and the native model per step with the DSP kernels and the portable ones."""
@@ -65,6 +77,9 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
     tflite = tflite_path.read_bytes() if tflite_path and tflite_path.is_file() else None
     if tflite is None:
         progress(f"bench: no {tflite_path}; model costs skipped (run `make train` first)")
+    if tflite is not None:
+        progress("bench: native model C on the host")
+        result["native_host"] = native_host(tflite)
     result["device"] = device_costs(tflite, progress)
     result["device"]["model"] = str(tflite_path) if tflite else None
     if cv:
