@@ -47,11 +47,11 @@ def to_int8_tflite(step, frames: np.ndarray, states: np.ndarray, per_channel: bo
         conv.inference_output_type = tf.int8
         # No public switch exists for this in TF 2.21; the attribute is what the converter reads.
         conv._experimental_disable_per_channel = not per_channel
-        from kws.export.tflm import _captured_stderr
+        from kws.export.tflm import captured_stderr
 
         # The converter prints C++ progress lines and a deprecation warning of its own
         # calibration interpreter; keep the user's terminal for our messages.
-        with warnings.catch_warnings(), _captured_stderr() as log:
+        with warnings.catch_warnings(), captured_stderr() as log:
             warnings.simplefilter("ignore", UserWarning)
             try:
                 return bytes(conv.convert())

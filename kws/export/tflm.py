@@ -40,7 +40,7 @@ _ARENA_TOTAL = re.compile(rb"Arena allocation total (\d+) bytes")
 
 
 @contextlib.contextmanager
-def _captured_stderr():
+def captured_stderr():
     """Redirect file descriptor 2 (where TFLM's C++ logging goes) into a buffer.
 
     Yields a list that holds the captured bytes once the block exits. Process-wide, so not for
@@ -179,7 +179,7 @@ class TflmStepModel(_StepModel):
         from tflite_micro.python.tflite_micro import runtime
 
         interpreter = None
-        with _captured_stderr() as log:
+        with captured_stderr() as log:
             try:
                 interpreter = runtime.Interpreter.from_bytes(self.model_bytes, arena_size=arena)
             except RuntimeError:
@@ -189,7 +189,7 @@ class TflmStepModel(_StepModel):
     @cached_property
     def arena_used_bytes(self) -> int:
         """Arena bytes TFLM's recording allocator reports for this model (head + tail)."""
-        with _captured_stderr() as log:
+        with captured_stderr() as log:
             self._interpreter.print_allocations()
         match = _ARENA_TOTAL.search(log[0])
         if match is None:

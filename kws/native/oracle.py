@@ -21,7 +21,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 
 from kws.errors import KwsError
 from kws.export.state_quant import pack_model, read_model
-from kws.export.tflm import _captured_stderr
+from kws.export.tflm import captured_stderr
 from kws.native.graph import Graph, Op
 
 _TYPES = {"int8": schema.TensorType.INT8, "int32": schema.TensorType.INT32,
@@ -134,7 +134,7 @@ class OpOracle:
         self.num_inputs, self.num_outputs = len(graph.inputs), len(graph.outputs)
         activations = sum(int(np.prod(t.shape, dtype=np.int64)) * 4 for t in graph.tensors)
         arena = arena_bytes or 2 * len(self.model_bytes) + 2 * activations + (1 << 16)
-        with _captured_stderr() as log:
+        with captured_stderr() as log:
             try:
                 self._interpreter = runtime.Interpreter.from_bytes(self.model_bytes,
                                                                    arena_size=arena)
