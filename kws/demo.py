@@ -95,7 +95,7 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
     result, tflm_logits = evaluate(run_dir, roots, "tflm")
     _, native_logits = evaluate(run_dir, roots, "native")
     same = native_logits.tobytes() == tflm_logits.tobytes()
-    out.print(f"[bold]4. summary[/]")
+    out.print("[bold]4. summary[/]")
     out.print(f"   held-out {report['split']} split ({report['int8']['clips']} clips): float "
               f"{report['float']['accuracy']:.3f}, int8 on tflite-micro {report['int8']['accuracy']:.3f}, "
               f"baseline {report['baseline']['accuracy']:.3f}")

@@ -19,7 +19,6 @@ from kws.model.config import TrainConfig
 from kws.model.prepare import Prepared
 
 import keras  # noqa: E402  (after kws.model.gru set the TF environment)
-import tensorflow as tf  # noqa: E402
 
 CHECKPOINT_DIR = "checkpoints"
 
