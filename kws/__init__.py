@@ -17,3 +17,12 @@ def templates_dir() -> Path:
     if repo.is_dir():
         return repo
     return Path(__file__).resolve().parent / "_firmware_templates"
+
+
+def boards_dir() -> Path:
+    """Where the board files (`<id>.yaml`) live: the repo's `boards/` in a checkout, a copy
+    inside the package in a wheel (same rule as templates_dir)."""
+    repo = REPO_ROOT / "boards"
+    if repo.is_dir():
+        return repo
+    return Path(__file__).resolve().parent / "_boards"
