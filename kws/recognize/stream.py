@@ -1,0 +1,150 @@
+"""The whole C core (kws_app.c) mirrored in Python: int16 audio -> log-mel frames -> int8 step
+model with K staggered states -> recognizer -> detections.
+
+The device runs K hidden states; state k starts at frame k * clip_frames // K, steps once per
+frame, and after clip_frames steps its logits are a decision and it is reset to zero. So every
+decision is exactly "the clip of the last clip_frames frames, from the zero state" -- what the
+model was trained on. This mirror uses that equivalence: it computes all frames first with the
+host build of the C front end (CFeatures), then every decision as one clip in a single
+NativeModel.run_clips call, instead of stepping K states frame by frame. Both are the device's
+own C code, so the results equal the firmware's bit for bit (tests/recognize/test_app.py checks
+it against the streaming C core on the host, HostApp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kws.errors import KwsError
+from kws.recognize.recognizer import UINT32_MASK, Recognizer, RecognizerConfig
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the K staggered states decide, and what time a frame ends at."""
+
+    clip_frames: int
+    states: int
+    hop_samples: int
+    window_samples: int
+    sample_rate_hz: int
+    hop_ms: float
+
+    @classmethod
+    def from_manifest(cls, manifest) -> "Schedule":
+        s, f = manifest.streaming, manifest.features
+        if s.resets > s.clip_frames:
+            raise KwsError(f"streaming.resets={s.resets} exceeds streaming.clip_frames="
+                           f"{s.clip_frames}: several states would start on the same frame and "
+                           "make the same decision")
+        return cls(s.clip_frames, s.resets, f.hop_samples, f.window_samples, f.sample_rate_hz,
+                   f.hop_ms)
+
+    @property
+    def start_frames(self) -> tuple[int, ...]:
+        """Frame index at which state k takes its first step."""
+        return tuple(k * self.clip_frames // self.states for k in range(self.states))
+
+    @property
+    def decision_period_ms(self) -> float:
+        """Average time between decisions (the K states share one clip length)."""
+        return self.hop_ms * self.clip_frames / self.states
+
+    def time_ms(self, frame_index: int) -> int:
+        """End of frame `frame_index`'s last sample in ms (integer, uint32 as in the C core)."""
+        end = frame_index * self.hop_samples + self.window_samples
+        return (end * 1000 // self.sample_rate_hz) & UINT32_MASK
+
+    def decisions(self, n_frames: int) -> list[tuple[int, int]]:
+        """(last frame index, state k) of every decision in n_frames frames, in device order
+        (by frame; states with the same frame in index order)."""
+        out = []
+        for k, start in enumerate(self.start_frames):
+            out.extend((end, k) for end in range(start + self.clip_frames - 1, n_frames,
+                                                 self.clip_frames))
+        return sorted(out)
+
+
+@dataclass
+class StreamResult:
+    labels: tuple[str, ...]
+    detections: list[tuple[int, int, int]] = field(default_factory=list)
+    """(label index, score_q15, t_ms) per detection."""
+    decisions: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    """(t_ms, int8 logits [L]) per decision, what the C core's decision hook sees."""
+    frames: int = 0
+    samples: int = 0
+    """Audio samples consumed (whole hops; a trailing partial hop waits in the ring)."""
+
+    def named(self) -> list[tuple[str, float, float]]:
+        """(label, score 0..1, seconds) per detection, for people."""
+        return [(self.labels[i], s / 32768, t / 1000) for i, s, t in self.detections]
+
+
+def check_model_matches(manifest, model) -> None:
+    """The manifest and the step model must describe the same tensors (the C core takes the
+    input quantization from kws_model.h and the recognizer's from the manifest)."""
+    io = model.io
+    problems = []
+    if model.labels != len(manifest.labels):
+        problems.append(f"{model.labels} logits vs {len(manifest.labels)} labels")
+    if model.frame_size != manifest.features.mel_bands:
+        problems.append(f"frame size {model.frame_size} vs {manifest.features.mel_bands} mel bands")
+    if model.state_size != manifest.state.size:
+        problems.append(f"state size {model.state_size} vs {manifest.state.size}")
+    for role, q in (("frame", manifest.input_quant), ("logits", manifest.logits_quant)):
+        if (np.float32(io[role].scale) != np.float32(q.scale)
+                or io[role].zero_point != q.zero_point):
+            problems.append(f"{role} quantization {io[role].scale}/{io[role].zero_point} vs "
+                            f"{q.scale}/{q.zero_point}")
+    if problems:
+        raise KwsError("the model does not match its manifest: " + "; ".join(problems))
+
+
+class StreamRunner:
+    """Runs a stream from a fresh device state (`run` starts over every call)."""
+
+    def __init__(self, manifest, tflite_bytes: bytes, features=None, model=None):
+        from kws.features.native import CFeatures
+        from kws.native.host import NativeModel
+
+        self.manifest = manifest
+        self.schedule = Schedule.from_manifest(manifest)
+        self.recognizer_config = RecognizerConfig.from_manifest(manifest)
+        self.features = features or CFeatures(manifest.features)
+        self.model = model or NativeModel(tflite_bytes)
+        check_model_matches(manifest, self.model)
+
+    def frames(self, audio: np.ndarray) -> np.ndarray:
+        """int8 model inputs [T, F] of the whole hops of `audio`, as the device quantizes them."""
+        x = np.asarray(audio)
+        if x.dtype != np.int16 or x.ndim != 1:
+            raise KwsError(f"audio must be a 1-D int16 array, got {x.dtype} {x.shape}")
+        hop = self.schedule.hop_samples
+        log_mel = self.features.log_mel(x[: len(x) // hop * hop])
+        q = self.model.io["frame"]
+        return self.features.quantize(log_mel, q.scale, q.zero_point)
+
+    def run(self, audio: np.ndarray) -> StreamResult:
+        frames = self.frames(audio)
+        sched = self.schedule
+        result = StreamResult(self.manifest.labels, frames=len(frames),
+                              samples=len(audio) // sched.hop_samples * sched.hop_samples)
+        plan = sched.decisions(len(frames))
+        if not plan:
+            return result
+        clip = sched.clip_frames
+        ends = np.array([end for end, _ in plan])
+        windows = np.lib.stride_tricks.sliding_window_view(frames, clip, axis=0)  # [W, F, clip]
+        clips = np.ascontiguousarray(windows[ends - clip + 1].transpose(0, 2, 1))
+        logits = self.model.run_clips(clips)
+        recognizer = Recognizer(self.recognizer_config)
+        for end, row in zip(ends, logits):
+            t_ms = sched.time_ms(int(end))
+            result.decisions.append((t_ms, row.copy()))
+            fired = recognizer.push(row, t_ms)
+            if fired is not None:
+                result.detections.append((fired[0], fired[1], t_ms))
+        return result
