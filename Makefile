@@ -19,7 +19,14 @@ RUN ?= runs/default
 SYNTH ?= build/synth
 SYNTH_ARGS := --per-word 200 --seed 1
 
-.PHONY: help setup apt venv test demo train bench clean
+# Firmware: BOARD= a file in boards/ (kws boards list), BACKEND=native|tflm, WAV= audio for
+# emulated boards (default: build/demo.wav, keywords from the shared data or synthetic).
+BACKEND ?= native
+FIRMWARE_DIR = build/firmware/$(BOARD)
+PIO := $(VENV)/bin/pio
+WAV ?= build/demo.wav
+
+.PHONY: help setup apt venv pio test demo train bench clean firmware flash monitor emulate
 
 help:
 	@echo "make setup   install Debian packages (apt-get) and the .venv with kws"
@@ -27,9 +34,18 @@ help:
 	@echo "make test    run the test suite"
 	@echo "make train   train the default model into $(RUN) [DATA=folder]"
 	@echo "make bench   benchmarks incl. 5-fold cross-validation (~15 min), JSON in build/bench.json"
+	@echo "make firmware BOARD=b  generate the PlatformIO project in build/firmware/<b>"
+	@echo "make flash BOARD=b     build and upload it (emulated boards: run it in QEMU on WAV=...)"
+	@echo "make monitor BOARD=b   serial monitor of a real board"
+	@echo "make emulate [WAV=f]   the qemu_m4 firmware on a WAV file"
 	@echo "make clean   remove build outputs (keeps .venv and runs/)"
 
-setup: apt venv
+setup: apt venv pio
+
+# PlatformIO offline: tool-scons from the PyPI wheel, the Debian cross compiler as its
+# toolchain package (kws/pio/setup.py; fast when done already).
+pio: venv
+	@$(PY) -m kws.pio.setup
 
 # Idempotent: installs only the packages dpkg does not know yet.
 apt:
@@ -67,6 +83,33 @@ bench: setup
 	$(if $(SYNTH),$(KWS) synth --out $(SYNTH) $(SYNTH_ARGS),)
 	$(KWS) bench --json --cv $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),) > build/bench.json
 	@echo "bench: wrote build/bench.json"
+
+# A default bundle is trained when none exists.
+$(RUN)/manifest.json:
+	$(MAKE) train RUN=$(RUN)
+
+# Regenerated when the bundle, the board file or kws itself changed (kws writes only files
+# whose bytes differ, so PlatformIO rebuilds only what changed).
+$(FIRMWARE_DIR)/platformio.ini: $(RUN)/manifest.json $(RUN)/model.tflite boards/$(BOARD).yaml \
+		$(VENV)/.installed
+	$(KWS) generate --model $(RUN) --board $(BOARD) --out $(FIRMWARE_DIR) --backend $(BACKEND) --force
+
+firmware: setup $(FIRMWARE_DIR)/platformio.ini
+
+build/demo.wav: $(VENV)/.installed
+	$(KWS) demo-wav --out $@ $(if $(DATA),--data $(DATA),)
+
+# Emulated boards: "upload" runs the ELF in qemu-system-arm on KWS_WAV. Real boards: the
+# platform must be installed or the registry reachable (checked first, in seconds).
+flash: firmware $(if $(filter qemu_%,$(BOARD)),$(WAV),)
+	$(KWS) boards preflight $(BOARD)
+	KWS_WAV=$(abspath $(WAV)) $(PIO) run -d $(FIRMWARE_DIR) -e $(BOARD) -t upload
+
+monitor: setup
+	$(PIO) device monitor -d $(FIRMWARE_DIR) -e $(BOARD)
+
+emulate:
+	$(MAKE) flash BOARD=qemu_m4 WAV=$(WAV)
 
 clean:
 	rm -rf build out .pytest_cache

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kws.boards.cli import boards_app
 from kws.errors import KwsError
 
 err = Console(stderr=True, soft_wrap=True)
@@ -28,6 +29,7 @@ app = typer.Typer(
 features_app = typer.Typer(help="Log-mel front end: C on the host vs the librosa reference.",
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
+app.add_typer(boards_app, name="boards")
 
 _state = {"verbose": False}
 
@@ -207,6 +209,91 @@ def bench(
         _emit_json(result)
     else:
         out.print_json(data=result)
+
+
+@app.command()
+def generate(
+    model: Annotated[Path, typer.Option("--model", help="Run folder written by `kws train`.")],
+    board: Annotated[str, typer.Option("--board", help="Board id from boards/ (see `kws boards list`) or a board YAML file.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Project folder to write (PlatformIO layout).")],
+    backend: Annotated[str, typer.Option(help="native (generated C, default) | tflm (TFLite Micro library)")] = "native",
+    force: Annotated[bool, typer.Option(help="Write into a non-empty folder kws did not generate.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Render a complete PlatformIO project for a board from a model bundle."""
+    from kws.codegen.project import generate as generate_project
+
+    project = generate_project(model, board, out_dir, backend, force)
+    summary = project.summary()
+    if json_out:
+        _emit_json(summary)
+        return
+    out.print(f"{project.out_dir}: {len(project.files)} files for {project.board_id} "
+              f"({backend}), {len(project.written)} written, {len(project.removed)} removed")
+    out.print(f"kws firmware part: {summary['flash_bytes']:,} B flash of "
+              f"{summary['flash_budget_bytes']:,} budget, {summary['ram_bytes']:,} B RAM of "
+              f"{summary['ram_budget_bytes']:,} budget")
+    out.print(f"build: cd {project.out_dir} && pio run    flash: pio run -t upload")
+
+
+@app.command()
+def emulate(
+    model: Annotated[Path, typer.Option("--model", help="Run folder written by `kws train`.")],
+    wavs: Annotated[list[Path], typer.Option("--wav", help="WAV file to play to the emulated board; repeat for several (each is its own stream).")],
+    board: Annotated[str, typer.Option("--board", help="Emulated board: qemu_m4 | qemu_m7 | qemu_m55.")] = "qemu_m4",
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the generated firmware in QEMU on WAV files: detections, times, scores, instructions."""
+    from kws.emulate import firmware
+
+    fw = firmware.build(model, board)
+    runs = firmware.run(fw, list(wavs))
+    if json_out:
+        _emit_json({"board": fw.board.id, "files": [r.as_dict() for r in runs]})
+        return
+    for r in runs:
+        out.print(f"[bold]{r.path}[/]", highlight=False)
+        for d in r.detections:
+            out.print(f"  heard {d['label']} ({d['score']:.2f}) at {d['t_s']:.2f} s", highlight=False)
+        c = r.counters
+        seconds = c.get("samples", 0) / fw.sample_rate_hz
+        rate = c.get("instructions", 0) / seconds if seconds else 0.0
+        out.print(f"  {len(r.detections)} detections, {c.get('decisions', 0)} decisions, "
+                  f"{c.get('overruns', 0)} overruns; {c.get('instructions', 0):,} guest "
+                  f"instructions = {rate / 1e6:.2f} M per second of audio", highlight=False)
+
+
+@app.command("demo-wav")
+def demo_wav(
+    out_file: Annotated[Path, typer.Option("--out", help="WAV file to write.")],
+    data_dirs: Annotated[Optional[list[Path]], typer.Option("--data", help="Data folder (default: the shared data, else synthetic clips).")] = None,
+    words: Annotated[str, typer.Option(help="Comma-separated words, in order.")] = "yes,no,up,down,left,right,stop,go",
+) -> None:
+    """Write a test recording: keyword clips of held-out speakers with quiet gaps."""
+    from kws.emulate import demo_wav as dw
+
+    roots = dw.default_roots(data_dirs or [], Path("build/demo_wav_synth"))
+    index = dw.build(out_file, roots, [w for w in words.split(",") if w])
+    err.print(f"{out_file}: " + ", ".join(f"{i['word']} at {i['start_s']:.2f} s" for i in index))
+
+
+@app.command()
+def stream(
+    port: Annotated[str, typer.Option("--port", help="Serial port of the board (e.g. /dev/ttyACM0).")],
+    wav: Annotated[Path, typer.Argument(help="WAV file to send.")],
+    board: Annotated[str, typer.Option("--board", help="Board whose audio.source is serial.")] = "serial_m4",
+    model: Annotated[Path, typer.Option("--model", help="Bundle (for the sample rate).")] = Path("runs/default"),
+) -> None:
+    """Send a WAV as framed PCM to a board with serial audio; print what the board hears."""
+    from kws.codegen.project import resolve_board
+    from kws.stream import stream_wav
+
+    b = resolve_board(board)
+    if b.audio.source != "serial":
+        raise KwsError(f"{b.id}: audio.source is {b.audio.source}, not serial")
+    sent = stream_wav(port, wav, b.audio.block_samples, b.audio.sample_rate_hz,
+                      b.platformio.monitor_speed, lambda line: out.print(line, highlight=False))
+    err.print(f"sent {sent} frames")
 
 
 @app.command()

@@ -78,3 +78,22 @@ def check_cmd(
         _out.print(f"ok  {path} ({board.id}, {board.core})", highlight=False, markup=False)
     if failed:
         raise typer.Exit(code=2)
+
+
+@boards_app.command("preflight")
+def preflight_cmd(
+    board_id: Annotated[str, typer.Argument(help="Board id (file name in boards/).")],
+) -> None:
+    """Before `pio run` for a board: stop within seconds when its PlatformIO platform is not
+    installed and the registry is unreachable (instead of PlatformIO retrying for minutes)."""
+    from kws.boards.load import load_by_id
+    from kws.pio.run import ensure_platform
+    from kws.pio.setup import toolchain_dir
+
+    board = load_by_id(board_id)
+    if board.is_emulated:
+        if not (toolchain_dir() / "package.json").is_file():
+            raise KwsError(f"{board.id}: the offline PlatformIO toolchain is not prepared; "
+                           "run `make setup`")
+        return
+    ensure_platform(board.platformio.platform, board.id)

@@ -164,13 +164,23 @@ def object_sizes(elf: Path, objects: Sequence[str]) -> dict[str, int]:
     return total
 
 
-def run_elf(elf: Path, core: str, timeout: float = 60.0, cwd: Path | None = None) -> QemuResult:
+def semihosting_config(elf: Path, args: Sequence[str]) -> str:
+    """-semihosting-config value whose command line (SYS_GET_CMDLINE) is `<elf name> args...`;
+    QEMU's option syntax doubles literal commas."""
+    parts = ["enable=on", "target=native"]
+    if args:
+        parts += [f"arg={a.replace(',', ',,')}" for a in (elf.name, *args)]
+    return ",".join(parts)
+
+
+def run_elf(elf: Path, core: str, timeout: float = 60.0, cwd: Path | None = None,
+            args: Sequence[str] = ()) -> QemuResult:
     """Run the ELF on the core's machine with -icount shift=0; stdout is the semihosting
     console, status the program's exit status (main's return or kws_exit). Host files the
-    program opens are relative to `cwd`."""
+    program opens are relative to `cwd`; `args` become its semihosting command line."""
     m = machine(core)
     cmd = [tool(QEMU), "-M", m.name, "-cpu", m.cpu, "-nographic", "-monitor", "none",
-           "-serial", "none", "-semihosting-config", "enable=on,target=native",
+           "-serial", "none", "-semihosting-config", semihosting_config(elf, args),
            "-icount", "shift=0", "-kernel", str(elf)]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False,
