@@ -170,7 +170,8 @@ def train_cmd(
 def eval_cmd(
     model: Annotated[Path, typer.Option("--model", help="Run folder written by `kws train`.")],
     data_dirs: DataOpt,
-    backend: Annotated[str, typer.Option(help="keras | tflite | tflm | native (generated C, host build)")] = "tflm",
+    backend: Annotated[str, typer.Option(help="keras | tflite | tflm | native (generated C, host build) | qemu (the firmware in QEMU)")] = "tflm",
+    board: Annotated[str, typer.Option(help="Emulated board for --backend qemu: qemu_m4 | qemu_m7 | qemu_m55.")] = "qemu_m4",
     split: Annotated[str, typer.Option(help="all | train | validation | test (the training run's speaker split)")] = "all",
     dump: Annotated[Optional[Path], typer.Option(help="Write per-clip logits (int8 for step backends), sorted by file path, to this .npy.")] = None,
     json_out: JsonOpt = False,
@@ -180,7 +181,7 @@ def eval_cmd(
 
     from kws.evaluate import evaluate
 
-    result, logits = evaluate(model, data_dirs, backend, split=split, report=_warn)
+    result, logits = evaluate(model, data_dirs, backend, split=split, report=_warn, board=board)
     if dump is not None:
         dump.parent.mkdir(parents=True, exist_ok=True)
         np.save(dump, logits)

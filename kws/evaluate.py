@@ -21,7 +21,11 @@ from kws.errors import KwsError
 from kws.export.manifest import Manifest, read_manifest
 from kws.features import reference
 
-BACKENDS = ("keras", "tflite", "tflm", "native")
+BACKENDS = ("keras", "tflite", "tflm", "native", "qemu")
+# int8 backends see what the device computes: the C front end on int16 audio (bit-exact on
+# host and target), so tflm, native and qemu logits are comparable byte for byte. Keras (float)
+# sees the librosa reference it was trained on.
+DEVICE_FEATURE_BACKENDS = ("tflite", "tflm", "native")
 
 
 @dataclass
@@ -56,19 +60,7 @@ def clip_logits(bundle: Bundle, backend: str, features: np.ndarray) -> np.ndarra
         model = keras.models.load_model(bundle.folder / "model.keras", compile=False)
         return np.asarray(model.predict(features, verbose=0, batch_size=256), np.float32)
     q = reference.quantize(features, m.input_quant.scale, m.input_quant.zero_point)
-    if backend == "tflm":
-        from kws.export.tflm import TflmStepModel
-
-        return TflmStepModel(bundle.tflite).run_clips(q)
-    if backend == "tflite":
-        from kws.export.tflm import TfliteStepModel
-
-        return TfliteStepModel(bundle.tflite).run_clips(q)
-    if backend == "native":
-        from kws.native.host import NativeModel
-
-        return NativeModel(bundle.tflite, digest=m.model_sha256).run_clips(q)
-    raise KwsError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+    return int8_clip_logits(bundle, backend, q)
 
 
 def data_config(bundle: Bundle) -> DataConfig:
@@ -92,8 +84,36 @@ def data_config(bundle: Bundle) -> DataConfig:
 SPLIT_CHOICES = ("all", "train", "validation", "test")
 
 
+def device_frames(bundle: Bundle, audio_int16: np.ndarray) -> np.ndarray:
+    """[N, T, F] int8 model inputs of N clips from the C front end and C quantizer."""
+    from kws.features.native import CFeatures
+
+    m = bundle.manifest
+    cf = CFeatures(m.features)
+    return np.stack([cf.quantize(cf.log_mel(clip), m.input_quant.scale, m.input_quant.zero_point)
+                     for clip in audio_int16])
+
+
+def int8_clip_logits(bundle: Bundle, backend: str, frames: np.ndarray) -> np.ndarray:
+    """[N, C] int8 logits of quantized clips [N, T, F] through one step-model backend."""
+    if backend == "tflm":
+        from kws.export.tflm import TflmStepModel
+
+        return TflmStepModel(bundle.tflite).run_clips(frames)
+    if backend == "tflite":
+        from kws.export.tflm import TfliteStepModel
+
+        return TfliteStepModel(bundle.tflite).run_clips(frames)
+    if backend == "native":
+        from kws.native.host import NativeModel
+
+        return NativeModel(bundle.tflite, digest=bundle.manifest.model_sha256).run_clips(frames)
+    raise KwsError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+
+
 def evaluate(model_dir: Path, data: Sequence[Path], backend: str, split: str = "all",
-             report: Callable[[str], None] = lambda _m: None) -> tuple[dict, np.ndarray]:
+             report: Callable[[str], None] = lambda _m: None,
+             board: str = "qemu_m4") -> tuple[dict, np.ndarray]:
     from kws.report.metrics import classification_report, dequantize, softmax
 
     if split not in SPLIT_CHOICES:
@@ -106,8 +126,17 @@ def evaluate(model_dir: Path, data: Sequence[Path], backend: str, split: str = "
     loaded = load_audio(clips, dataset.config, report=report)
     if not loaded.clips:
         raise KwsError(f"{', '.join(map(str, data))}: no clip could be read")
-    features = reference.log_mel(loaded.audio, m.features)
-    logits = clip_logits(bundle, backend, features)
+    if backend not in BACKENDS:
+        raise KwsError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
+    if backend == "keras":
+        logits = clip_logits(bundle, backend, reference.log_mel(loaded.audio, m.features))
+    elif backend == "qemu":
+        from kws.emulate import firmware
+
+        logits = firmware.clip_logits(firmware.build(bundle.folder, board),
+                                      loaded.audio)
+    else:
+        logits = int8_clip_logits(bundle, backend, device_frames(bundle, loaded.audio))
     if backend == "keras":
         probs = softmax(logits.astype(np.float64))
     else:
@@ -115,6 +144,9 @@ def evaluate(model_dir: Path, data: Sequence[Path], backend: str, split: str = "
     y = loaded.labels(m.labels)
     result = classification_report(y, probs.argmax(1), probs, list(m.labels))
     result["backend"] = backend
+    result["features"] = "librosa reference" if backend == "keras" else "device C front end"
+    if backend == "qemu":
+        result["board"] = board
     result["split"] = split
     result["skipped_files"] = len(loaded.problems)
     return result, logits

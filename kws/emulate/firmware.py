@@ -29,6 +29,7 @@ class FileRun:
     path: str
     detections: list[dict] = field(default_factory=list)  # label, score, t_s
     decisions: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (t_ms, int8 logits)
+    clips: list[np.ndarray | None] = field(default_factory=list)  # clip mode: int8 logits
     counters: dict = field(default_factory=dict)  # frames, decisions, detections, ...
 
     def as_dict(self) -> dict:
@@ -57,6 +58,22 @@ def build(model_dir: Path, board_id: str) -> Firmware:
     files = project.firmware_sources(bundle, board, "native", project.bundle_digest(bundle))
     elf = qemu.build_elf(files, board.core, f"kws-{board.id}")
     return Firmware(elf, board, bundle.manifest.labels, bundle.manifest.features.sample_rate_hz)
+
+
+def clip_logits(firmware: Firmware, clips: np.ndarray, timeout: float | None = None) -> np.ndarray:
+    """[N, labels] int8 logits of N equal-length int16 clips, all in one emulator run."""
+    from kws.data.audio import write_wav
+
+    clips = np.asarray(clips, np.int16)
+    n, length = clips.shape
+    with tempfile.TemporaryDirectory(prefix="kws-clips-") as tmp:
+        wav = Path(tmp) / "clips.wav"
+        write_wav(wav, clips.reshape(-1), firmware.sample_rate_hz)
+        (result,) = run(firmware, [wav], timeout=timeout, clip_samples=length)
+    if len(result.clips) != n or any(c is None for c in result.clips):
+        raise KwsError(f"firmware returned {len(result.clips)} clip results for {n} clips "
+                       "(clips shorter than the model's window give none)")
+    return np.stack(result.clips)
 
 
 def _pcm16_copy(path: Path, rate: int, tmp: Path, index: int) -> Path:
@@ -93,6 +110,10 @@ def parse(stdout: str) -> list[FileRun]:
             _, t_ms, values = line.split(" ", 2)
             runs[-1].decisions.append((int(t_ms), np.array(
                 [int(v) for v in values.split(",")], np.int8)))
+        elif line.startswith("clip "):
+            _, _, values = line.split(" ", 2)
+            runs[-1].clips.append(None if values == "none" else np.array(
+                [int(v) for v in values.split(",")], np.int8))
         elif line.startswith("summary "):
             runs[-1].counters = {k: int(v) for k, v in
                                  (item.split("=", 1) for item in line[8:].split())}
@@ -100,8 +121,10 @@ def parse(stdout: str) -> list[FileRun]:
 
 
 def run(firmware: Firmware, wavs: list[Path], decisions: bool = False,
-        timeout: float | None = None) -> list[FileRun]:
-    """Run the firmware once over all `wavs` (each its own stream); one FileRun per file."""
+        timeout: float | None = None, clip_samples: int = 0) -> list[FileRun]:
+    """Run the firmware once over all `wavs` (each its own stream); one FileRun per file.
+    clip_samples > 0: each file is a run of clips of that many samples, each from a fresh
+    app, and FileRun.clips holds each clip's logits (the first decision)."""
     if not wavs:
         raise KwsError("no WAV file given")
     with tempfile.TemporaryDirectory(prefix="kws-emulate-") as tmp:
@@ -113,7 +136,8 @@ def run(firmware: Firmware, wavs: list[Path], decisions: bool = False,
                                "line; rename or copy the file")
         seconds = sum(p.stat().st_size for p in paths) / (2 * firmware.sample_rate_hz)
         limit = timeout if timeout is not None else 60.0 + seconds
-        args = (["--decisions"] if decisions else []) + [str(p) for p in paths]
+        args = (["--decisions"] if decisions else []) + \
+            ([f"--clips={int(clip_samples)}"] if clip_samples > 0 else []) + [str(p) for p in paths]
         result = qemu.run_elf(firmware.elf, firmware.board.core, limit, args=args)
         runs = parse(result.stdout)
         if result.status != 0:
