@@ -17,6 +17,8 @@ Modules, bottom up:
 - `ops`: per op `prepare` (every integer constant) and `evaluate` (integer math only).
 - `interpret`: `NativeReference`, the whole step model on one int8 scratch buffer laid out by
   a liveness-based memory plan.
+- `special`: generate-time specializations of the kernels (affine ADD/SUB, fast MUL and
+  FULLY_CONNECTED requantization, tables), each proven exact on every input before use.
 - `oracle`: one-op .tflite models built from scratch and run in the tflite-micro interpreter,
   so every kernel can be checked against TFLM exhaustively.
 """

@@ -9,12 +9,21 @@ Everything is computed here from the very objects `NativeReference` runs on (gra
 ops.prepare, interpret.plan_memory), so "generated C == NativeReference == TFLM" compares the
 same integers:
 
-- FULLY_CONNECTED: weights `kws_w_<op>` (int8, 16-byte aligned), biases `kws_b_<op>` with the
-  input offset pre-folded (bias + input_offset * row sum, int32), per-channel multipliers and
-  shifts `kws_m_<op>` / `kws_s_<op>` (per-tensor ones are passed as two integers).
-- ADD / SUB / MUL: one const params struct each (`kws_p_<op>`); a scalar operand is read with
-  stride 0; a constant operand is an int8 array `kws_const_<tensor>`.
-- LOGISTIC / TANH: 256-byte tables `kws_lut_<op>` indexed by (uint8_t)x.
+- FULLY_CONNECTED, fast path (special.fc_channels accepts the constants): weights `kws_w_<op>`
+  interleaved 4 rows at a time (special.interleave_weights), one `kws_fc_channel_t` per output
+  in `kws_c_<op>` (folded bias, 2m - 2^32, rounding constant with the zero point, shift), run
+  by kws_fc_fast_int8 / kws_fc_fast. Otherwise the generic kernels: weights row by row, biases
+  `kws_b_<op>` with the input offset pre-folded (bias + input_offset * row sum, int32),
+  per-channel multipliers and shifts `kws_m_<op>` / `kws_s_<op>` (per-tensor ones are passed
+  as two integers).
+- ADD / SUB / MUL / LOGISTIC / TANH: consecutive ones of one size become one C loop
+  (`_loop_step`): operands loaded once, intermediate values in int32 locals, each op's int8
+  rounding and clamp kept, stores only for tensors read later (when the memory plan makes
+  that unsafe, one loop per op). Per op the cheapest form special.py proves exact: a 256-entry
+  table `kws_t_<op>` (LOGISTIC, TANH, an op with a constant scalar operand), the affine
+  single-rounding ADD/SUB, the fast MUL requantization; else the generic element function
+  with its params struct `kws_p_<op>`. A full-size constant operand is an int8 array
+  `kws_const_<tensor>`.
 - SPLIT / SPLIT_V / STRIDED_SLICE / CONCATENATION / RESHAPE: nothing for an output the memory
   plan aliases into its input, memcpy per segment otherwise.
 - The step's frame and state are read where the caller keeps them (no copy in); logits and
@@ -33,6 +42,7 @@ from kws.codegen.carrays import c_float, int_rows
 from kws.codegen.render import render
 from kws.errors import KwsError
 from kws.native import ops as native_ops
+from kws.native import special
 from kws.native.graph import COPY_OPS
 
 TEMPLATES = {
@@ -90,8 +100,10 @@ def _reference(tflite_bytes: bytes):
     return NativeReference(tflite_bytes, poison=False)
 
 
-def context(tflite_bytes: bytes) -> dict:
-    """Every value the model templates print (KwsError for anything the C code cannot run)."""
+def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) -> dict:
+    """Every value the model templates print (KwsError for anything the C code cannot run).
+    `specialize=False` keeps every op on the generic kernels (no special.py form), `fuse=False`
+    gives each element-wise op a loop of its own; both only for tests and measurements."""
     ref = _reference(tflite_bytes)
     graph, plan, io = ref.graph, ref.plan, ref.io
     if not ref.state_shared:
@@ -126,30 +138,79 @@ def context(tflite_bytes: bytes) -> dict:
                 base, offset = "kws_scratch", p.offset + extra
         return base if offset == 0 else f"{base} + {offset}"
 
-    structs, steps = [], []
+    def location(t: int) -> tuple[str, int]:
+        """(buffer, byte offset) of a non-constant tensor."""
+        p = plan.placements[t]
+        root = plan.root(t)
+        if root in args:
+            return args[root], p.offset - plan.placements[root].offset
+        return "kws_scratch", p.offset
+
+    structs, steps, channel_arrays = [], [], []
+    region: list = []  # (op, params) of the element-wise ops fused so far
+
+    def flush() -> None:
+        if region:
+            steps.extend(_elementwise_steps(graph, region, pointer, location, arrays, structs,
+                                            specialize=specialize, fuse=fuse))
+            region.clear()
+
     for op, params in zip(graph.ops, ref.params):
         n = op.index
         label = params.label
+        if _is_elementwise(graph, op, params):
+            size = graph.tensor(op.outputs[0]).elements
+            if region and graph.tensor(region[0][0].outputs[0]).elements != size:
+                flush()
+            region.append((op, params))
+            continue
+        if isinstance(params, native_ops.CopyParams) and op.name in COPY_OPS and \
+                all(plan.placements[t].alias_of is not None for t in op.outputs) and \
+                not any(t in o.outputs for o, _ in region for t in op.inputs):
+            # free (aliased) and reads nothing the open region keeps in registers
+            steps.append({"kind": "copy", "label": label, "copies": [],
+                          "note": "; ".join(f"output {j} is an alias at {pointer(t)}"
+                                            for j, t in enumerate(op.outputs))})
+            continue
+        flush()
         if isinstance(params, native_ops.FullyConnectedParams):
             bound = int(np.abs(params.folded_bias.astype(np.int64)).max(initial=0)) + \
                 params.accum_depth * 128 * 128
             if bound > INT32_MAX:
                 raise KwsError(f"{label}: the int32 accumulator could overflow "
                                f"(accumulation depth {params.accum_depth})")
+            fast = special.fc_channels(params) if specialize else None
+            s_name = identifier(f"kws_p_{n}")
+            if fast is None or not fast.full_range:
+                structs.append({"type": "kws_fc_params_t", "name": s_name, "comment": label,
+                                "fields": [("output_offset", c_int32(params.output_offset)),
+                                           ("activation_min", c_int32(params.activation_min)),
+                                           ("activation_max", c_int32(params.activation_max))]})
+            common = {"label": label, "input": pointer(op.inputs[0]), "params": s_name,
+                      "batches": params.batches, "accum_depth": params.accum_depth,
+                      "output_depth": params.output_depth, "output": pointer(op.outputs[0])}
+            if fast is not None:
+                w = arrays.add_int8(f"kws_w_{n}", special.interleave_weights(params.weights),
+                                    f"{label}: weights [{params.output_depth}]"
+                                    f"[{params.accum_depth}], {special.FC_GROUP} rows "
+                                    "interleaved (special.interleave_weights)")
+                c_name = identifier(f"kws_c_{n}")
+                channel_arrays.append({
+                    "name": c_name, "size": params.output_depth,
+                    "comment": f"{label}: per channel bias + input_offset "
+                               f"({params.input_offset}) * row sum, 2m - 2^32, rounding "
+                               "constant with the output zero point, right shift",
+                    "rows": ["{" + ", ".join(c_int32(v) for v in row) + "},"
+                             for row in fast.table]})
+                steps.append({**common, "kind": "fc_fast_int8" if fast.full_range else "fc_fast",
+                              "weights": w, "channels": c_name})
+                continue
             w = arrays.add_int8(f"kws_w_{n}", params.weights,
                                 f"{label}: weights [{params.output_depth}][{params.accum_depth}]")
             b = arrays.add_int32(f"kws_b_{n}", params.folded_bias,
                                  f"{label}: bias + input_offset ({params.input_offset}) * row sums")
-            s_name = identifier(f"kws_p_{n}")
-            structs.append({"type": "kws_fc_params_t", "name": s_name, "comment": label,
-                            "fields": [("output_offset", c_int32(params.output_offset)),
-                                       ("activation_min", c_int32(params.activation_min)),
-                                       ("activation_max", c_int32(params.activation_max))]})
-            step = {"kind": "fc_per_channel" if params.per_channel else "fc_per_tensor",
-                    "label": label, "input": pointer(op.inputs[0]), "weights": w, "bias": b,
-                    "params": s_name, "batches": params.batches,
-                    "accum_depth": params.accum_depth, "output_depth": params.output_depth,
-                    "output": pointer(op.outputs[0])}
+            step = {**common, "kind": "fc_per_channel" if params.per_channel else "fc_per_tensor",
+                    "weights": w, "bias": b}
             if params.per_channel:
                 step["multiplier"] = arrays.add_int32(f"kws_m_{n}", params.multiplier,
                                                       f"{label}: per-channel multipliers")
@@ -159,39 +220,12 @@ def context(tflite_bytes: bytes) -> dict:
                 step["multiplier"] = c_int32(params.multiplier[0])
                 step["shift"] = c_int32(params.shift[0])
             steps.append(step)
-        elif isinstance(params, (native_ops.AddSubParams, native_ops.MulParams)):
-            if params.broadcast == "general":
-                raise KwsError(f"{label}: general broadcasting of shapes "
-                               f"{[list(s) for s in params.input_shapes]} is not supported by "
-                               "the generated C (only equal shapes or a scalar operand)")
-            s_name = identifier(f"kws_p_{n}")
-            if isinstance(params, native_ops.AddSubParams):
-                names = ("input1_offset", "input2_offset", "output_offset", "left_shift",
-                         "input1_multiplier", "input1_shift", "input2_multiplier",
-                         "input2_shift", "output_multiplier", "output_shift", "activation_min",
-                         "activation_max")
-                ctype, kind = "kws_add_sub_params_t", "add_sub"
-            else:
-                names = ("input1_offset", "input2_offset", "output_offset", "output_multiplier",
-                         "output_shift", "activation_min", "activation_max")
-                ctype, kind = "kws_mul_params_t", "mul"
-            structs.append({"type": ctype, "name": s_name, "comment": label,
-                            "fields": [(f, c_int32(getattr(params, f))) for f in names]})
-            out = graph.tensor(op.outputs[0])
-            steps.append({"kind": kind, "label": label, "params": s_name,
-                          "input1": pointer(op.inputs[0]),
-                          "stride1": 0 if params.broadcast == "input1_scalar" else 1,
-                          "input2": pointer(op.inputs[1]),
-                          "stride2": 0 if params.broadcast == "input2_scalar" else 1,
-                          "subtract": 1 if params.op == "SUB" else 0,
-                          "n": out.elements, "output": pointer(op.outputs[0])})
-        elif isinstance(params, native_ops.LutParams):
-            table = arrays.add_int8(f"kws_lut_{n}", params.table,
-                                    f"{label}: table[(uint8_t)x] (input zero point "
-                                    f"{params.input_zero_point})")
-            steps.append({"kind": "lut", "label": label, "table": table,
-                          "input": pointer(op.inputs[0]), "n": graph.tensor(op.outputs[0]).elements,
-                          "output": pointer(op.outputs[0])})
+        elif isinstance(params, (native_ops.AddSubParams, native_ops.MulParams,
+                                 native_ops.LutParams)):
+            # an element-wise op the fused loops cannot take (general broadcasting)
+            raise KwsError(f"{label}: general broadcasting of shapes "
+                           f"{[list(s) for s in params.input_shapes]} is not supported by "
+                           "the generated C (only equal shapes or a scalar operand)")
         elif isinstance(params, native_ops.CopyParams) and op.name in COPY_OPS:
             copies, aliased = [], []
             for j, out_t in enumerate(op.outputs):
@@ -206,6 +240,7 @@ def context(tflite_bytes: bytes) -> dict:
                           "note": "; ".join(aliased) if aliased else "copies"})
         else:  # prepare() accepted an op this generator does not know
             raise KwsError(f"{label} is not supported by the native C generator")
+    flush()
 
     logits_t, new_state_t = io["logits"].tensor, io["new_state"].tensor
     return {
@@ -223,6 +258,7 @@ def context(tflite_bytes: bytes) -> dict:
         "op_summary": ", ".join(graph.op_names),
         "int8_arrays": arrays.int8,
         "int32_arrays": arrays.int32,
+        "channel_arrays": channel_arrays,
         "structs": structs,
         "steps": steps,
         "new_state": pointer(new_state_t),
@@ -230,9 +266,162 @@ def context(tflite_bytes: bytes) -> dict:
     }
 
 
-def sources(tflite_bytes: bytes, digest: str | None = None) -> dict[str, str]:
+def _is_elementwise(graph, op, params) -> bool:
+    """An op the fused element-wise loops run: LOGISTIC/TANH, or ADD/SUB/MUL of equal shapes
+    or with one scalar operand."""
+    if isinstance(params, native_ops.LutParams):
+        return True
+    return isinstance(params, (native_ops.AddSubParams, native_ops.MulParams)) and \
+        params.broadcast != "general"
+
+
+def _lit(value: int) -> str:
+    text = c_int32(value)
+    return f"({text})" if text.startswith("-") or text.startswith("(") else text
+
+
+def _clamped(inner: str, shift: int, lo: int, hi: int) -> str:
+    value = f"({inner}) >> {shift}" if shift else f"({inner})"
+    if (lo, hi) == (-128, 127):
+        return f"kws_sat8({value})"
+    return f"kws_clamp({value}, {_lit(lo)}, {_lit(hi)})"
+
+
+class _Unsafe(Exception):
+    """A fused loop would overwrite bytes it still has to read."""
+
+
+def _loop_step(graph, items, pointer, location, arrays, structs, specialize: bool) -> dict:
+    """One C loop over the elements of consecutive element-wise ops: operands read once from
+    memory, intermediate values in int32 locals (each op's int8 rounding and clamp kept),
+    stores only for the tensors read after the loop."""
+    inside = {op.index for op, _ in items}
+    n = graph.tensor(items[0][0].outputs[0]).elements
+    pre, loads, body, stores = [], [], [], []
+    names: dict[int, str] = {}
+    reads: list[int] = []
+    forms: list[str] = []
+
+    def value(t: int) -> str:
+        if t in names:
+            return names[t]
+        tensor = graph.tensor(t)
+        if tensor.elements == 1:
+            name = f"s{t}"
+            pre.append(f"const int32_t {name} = ({pointer(t)})[0];")
+        else:
+            name = f"x{t}"
+            loads.append(f"const int32_t {name} = ({pointer(t)})[i];")
+            if not tensor.is_constant:
+                reads.append(t)
+        names[t] = name
+        return name
+
+    for op, p in items:
+        n_op = op.index
+        out = op.outputs[0]
+        if isinstance(p, native_ops.LutParams):
+            table = arrays.add_int8(f"kws_t_{n_op}", special.natural_lut(p.table),
+                                    f"{p.label}: table[x + 128] (input zero point "
+                                    f"{p.input_zero_point})")
+            expr = f"(int32_t){table}[{value(op.inputs[0])} + 128]"
+            forms.append(f"{p.label}: table")
+        else:
+            t1, t2 = op.inputs[:2]
+            const = [graph.tensor(t).is_constant and graph.tensor(t).elements == 1
+                     for t in (t1, t2)]
+            if any(const):
+                pos = 0 if const[0] else 1
+                c_value = int(np.asarray(graph.tensor((t1, t2)[pos]).data).ravel()[0])
+                table = arrays.add_int8(f"kws_t_{n_op}", special.unary_table(p, c_value, pos),
+                                        f"{p.label} with operand {pos + 1} = {c_value}: "
+                                        "table[x + 128]")
+                expr = f"(int32_t){table}[{value((t1, t2)[1 - pos])} + 128]"
+                forms.append(f"{p.label}: table")
+            elif isinstance(p, native_ops.AddSubParams):
+                form = special.affine_add_sub(p) if specialize else None
+                x, y = value(t1), value(t2)
+                if form is not None:
+                    expr = _clamped(f"{_lit(form.a)} * {x} + ({_lit(form.b)} * {y} + "
+                                    f"{_lit(form.c)})", form.k, form.lo, form.hi)
+                    forms.append(f"{p.label}: affine >> {form.k}")
+                else:
+                    expr = (f"kws_add_sub_element({x}, {y}, &{_params_struct(p, n_op, structs)}, "
+                            f"{1 if p.op == 'SUB' else 0})")
+                    forms.append(f"{p.label}: generic")
+            else:
+                form = special.mul_fast(p) if specialize else None
+                x, y = value(t1), value(t2)
+                if form is not None:
+                    product = f"({x} + {_lit(form.o1)}) * ({y} + {_lit(form.o2)})"
+                    expr = _clamped(f"kws_rdbp_fast(kws_srdhm_fast({product}, "
+                                    f"{_lit(form.multiplier2)}), {_lit(form.round)}, "
+                                    f"{form.shift})", 0, form.lo, form.hi)
+                    forms.append(f"{p.label}: fast requantization")
+                else:
+                    expr = f"kws_mul_element({x}, {y}, &{_params_struct(p, n_op, structs)})"
+                    forms.append(f"{p.label}: generic")
+        body.append(f"const int32_t v{out} = {expr};")
+        names[out] = f"v{out}"
+
+    stored = []
+    for op, _ in items:
+        for t in op.outputs:
+            if t in graph.outputs or any(c not in inside for c in graph.consumers(t)):
+                stores.append(f"({pointer(t)})[i] = (int8_t){names[t]};")
+                stored.append(t)
+    # Element i is read (all loads first) before element i is written, so a store may share
+    # bytes with a load only at the same or a lower offset (it then hits elements already read).
+    for t in stored:
+        base, off = location(t)
+        for u in reads:
+            ubase, uoff = location(u)
+            if base == ubase and off < uoff + n and uoff < off + n and off > uoff:
+                raise _Unsafe(f"tensor {t} would overwrite tensor {u}")
+        for u in stored:
+            ubase, uoff = location(u)
+            if u != t and base == ubase and off < uoff + n and uoff < off + n:
+                raise _Unsafe(f"tensors {t} and {u} share bytes")
+    return {"kind": "loop", "label": "ELEMENTWISE LOOP: " + ", ".join(p.label for _, p in items),
+            "forms": forms, "n": n, "pre": pre, "body": loads + body + stores}
+
+
+def _params_struct(p, n_op: int, structs: list) -> str:
+    name = identifier(f"kws_p_{n_op}")
+    if isinstance(p, native_ops.AddSubParams):
+        names = ("input1_offset", "input2_offset", "output_offset", "left_shift",
+                 "input1_multiplier", "input1_shift", "input2_multiplier", "input2_shift",
+                 "output_multiplier", "output_shift", "activation_min", "activation_max")
+        ctype = "kws_add_sub_params_t"
+    else:
+        names = ("input1_offset", "input2_offset", "output_offset", "output_multiplier",
+                 "output_shift", "activation_min", "activation_max")
+        ctype = "kws_mul_params_t"
+    structs.append({"type": ctype, "name": name, "comment": p.label,
+                    "fields": [(f, c_int32(getattr(p, f))) for f in names]})
+    return name
+
+
+def _elementwise_steps(graph, region, pointer, location, arrays, structs, *, specialize: bool,
+                       fuse: bool) -> list[dict]:
+    """The loops of a run of consecutive element-wise ops of one size: one fused loop when
+    that is safe for the memory plan, else one loop per op (always safe: the plan never lets
+    an op's output share bytes with its inputs)."""
+    if fuse and len(region) > 1:
+        mark = (len(arrays.int8), len(structs))
+        try:
+            return [_loop_step(graph, region, pointer, location, arrays, structs, specialize)]
+        except _Unsafe:
+            del arrays.int8[mark[0]:], structs[mark[1]:]
+    return [_loop_step(graph, [item], pointer, location, arrays, structs, specialize)
+            for item in region]
+
+
+def sources(tflite_bytes: bytes, digest: str | None = None, *, specialize: bool = True,
+            fuse: bool = True) -> dict[str, str]:
     """{file name: text} of the model's C code. `digest` (the bundle's sha256, named in every
-    banner) defaults to the sha256 of the .tflite bytes."""
-    ctx = context(tflite_bytes)
+    banner) defaults to the sha256 of the .tflite bytes; `specialize` and `fuse` as in
+    `context`."""
+    ctx = context(tflite_bytes, specialize=specialize, fuse=fuse)
     digest = digest or hashlib.sha256(bytes(tflite_bytes)).hexdigest()
     return {name: render(tpl, ctx, digest) for name, tpl in TEMPLATES.items()}

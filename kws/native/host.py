@@ -22,15 +22,16 @@ _I8P = np.ctypeslib.ndpointer(np.int8, flags="C_CONTIGUOUS")
 
 class NativeModel(_StepModel):
     """One host build of the generated model C (cached by content). Each instance loads its own
-    copy of the shared library, so the static scratch buffer is private to it (not thread-safe)."""
+    copy of the shared library, so the static scratch buffer is private to it (not thread-safe).
+    `specialize` / `fuse`: as in kws.native.cgen.context (tests of the generic paths)."""
 
     def __init__(self, tflite_bytes: bytes, digest: str | None = None,
-                 extra_flags: Iterable[str] = ()):
+                 extra_flags: Iterable[str] = (), *, specialize: bool = True, fuse: bool = True):
         super().__init__(tflite_bytes)
         if not self.state_shared:
             raise KwsError("new_state and state are quantized differently, so a plain copy "
                            "would be wrong; run share_state_quantization on the model first")
-        self.sources = cgen.sources(self.model_bytes, digest)
+        self.sources = cgen.sources(self.model_bytes, digest, specialize=specialize, fuse=fuse)
         self.library_path = build_shared(self.sources, "kws_model", tuple(extra_flags))
         lib = ctypes.CDLL(str(self.library_path))
         lib.kws_model_reset_state.argtypes = [_I8P]

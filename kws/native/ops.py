@@ -314,15 +314,21 @@ def prepare_add_sub(graph: Graph, op: Op) -> AddSubParams:
     )
 
 
-def evaluate_add_sub(p: AddSubParams, inputs) -> list[np.ndarray]:
-    x, y, lead = _binary_operands(p, inputs)
+def add_sub_values(p: AddSubParams, x, y) -> np.ndarray:
+    """ADD/SUB of int8 values x and y (any broadcastable arrays), as int8."""
+    x, y = np.asarray(x, np.int64), np.asarray(y, np.int64)
     a = qmath.multiply_by_quantized_multiplier((x + p.input1_offset) * (1 << p.left_shift),
                                                p.input1_multiplier, p.input1_shift)
     b = qmath.multiply_by_quantized_multiplier((y + p.input2_offset) * (1 << p.left_shift),
                                                p.input2_multiplier, p.input2_shift)
     raw = qmath.wrap_int32(a + b if p.op == "ADD" else a - b)
     out = qmath.multiply_by_quantized_multiplier(raw, p.output_multiplier, p.output_shift)
-    out = _clamp_to_int8(out + p.output_offset, p.activation_min, p.activation_max)
+    return _clamp_to_int8(out + p.output_offset, p.activation_min, p.activation_max)
+
+
+def evaluate_add_sub(p: AddSubParams, inputs) -> list[np.ndarray]:
+    x, y, lead = _binary_operands(p, inputs)
+    out = add_sub_values(p, x, y)
     return [np.broadcast_to(out, lead + p.output_shapes[0]).copy()]
 
 
@@ -345,11 +351,17 @@ def prepare_mul(graph: Graph, op: Op) -> MulParams:
     )
 
 
-def evaluate_mul(p: MulParams, inputs) -> list[np.ndarray]:
-    x, y, lead = _binary_operands(p, inputs)
+def mul_values(p: MulParams, x, y) -> np.ndarray:
+    """MUL of int8 values x and y (any broadcastable arrays), as int8."""
+    x, y = np.asarray(x, np.int64), np.asarray(y, np.int64)
     product = (x + p.input1_offset) * (y + p.input2_offset)
     out = qmath.multiply_by_quantized_multiplier(product, p.output_multiplier, p.output_shift)
-    out = _clamp_to_int8(out + p.output_offset, p.activation_min, p.activation_max)
+    return _clamp_to_int8(out + p.output_offset, p.activation_min, p.activation_max)
+
+
+def evaluate_mul(p: MulParams, inputs) -> list[np.ndarray]:
+    x, y, lead = _binary_operands(p, inputs)
+    out = mul_values(p, x, y)
     return [np.broadcast_to(out, lead + p.output_shapes[0]).copy()]
 
 
