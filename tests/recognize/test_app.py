@@ -4,7 +4,6 @@ same result for any block split and counts what it drops; the core compiles stri
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import numpy as np
@@ -12,8 +11,7 @@ import pytest
 
 from kws.codegen.targets import CORE_FLAGS
 from kws.errors import KwsError
-from kws.export.manifest import Manifest, Quant, RecognizerParams, StateSpec, StreamingSpec
-from kws.export.state_quant import find_io, op_names, read_model
+from kws.export.manifest import RecognizerParams
 from kws.features import ctables
 from kws.features.native import CFeatures
 from kws.features.params import FeatureParams
@@ -22,34 +20,12 @@ from kws.native.host import NativeModel
 from kws.recognize.csources import core_sources, default_ring_samples
 from kws.recognize.host import HostApp
 from kws.recognize.stream import Schedule, StreamRunner
+from tests.bundle_factory import LABELS10, make_manifest
 from tests.cchecks import compile_strict, cpp_accepts
 from tests.native.native_models import build_step_model
 
 P = FeatureParams()
 SR, HOP, WIN = P.sample_rate_hz, P.hop_samples, P.window_samples
-LABELS10 = ("_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off")
-# random-weight models give flat posteriors: a low threshold makes detections happen
-EAGER = RecognizerParams(average_window_ms=600, threshold=0.12, suppression_ms=500,
-                         minimum_count=2)
-
-
-def make_manifest(tflite: bytes, resets: int, clip_frames: int = 49,
-                  recognizer: RecognizerParams = EAGER, labels=LABELS10) -> Manifest:
-    io = find_io(read_model(tflite))
-
-    def quant(role):
-        return Quant(scale=io[role].scale, zero_point=io[role].zero_point)
-
-    return Manifest(generator="test", labels=labels, features=P, input_quant=quant("frame"),
-                    state=StateSpec(size=io["state"].width, layers=1, units=io["state"].width,
-                                    quant=quant("state")),
-                    logits_quant=quant("logits"), recognizer=recognizer,
-                    streaming=StreamingSpec(clip_frames=clip_frames, resets=resets),
-                    ops=tuple(op_names(read_model(tflite))), arena_bytes=1,
-                    tflite_bytes=len(tflite), model_sha256=hashlib.sha256(tflite).hexdigest(),
-                    params=1, macs_per_step=1)
-
-
 def make_audio(seconds: float, seed: int) -> np.ndarray:
     """Tone bursts of changing pitch and loudness over noise, with silent gaps."""
     rng = np.random.default_rng(seed)

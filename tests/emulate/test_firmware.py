@@ -1,0 +1,109 @@
+"""End to end (emulation level L4): the generated firmware of an emulated board, built by
+PlatformIO through the local kws-qemu platform and run in QEMU on WAV files, hears what the
+host mirror (L3) hears, and its per-clip int8 logits equal the native backend's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws.data.audio import write_wav
+from kws.data.dataset import shared_data
+from kws.emulate import firmware
+from kws.evaluate import device_frames, int8_clip_logits, load_bundle
+from kws.recognize.stream import StreamRunner
+from tests.bundle_factory import write_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return write_bundle(tmp_path_factory.mktemp("bundle") / "run")
+
+
+def two_clips() -> np.ndarray:
+    """Two 1 s int16 clips: real speech from the shared data when present, else tone bursts."""
+    root = shared_data()
+    if root is not None:
+        from kws.data.audio import fit_to_length, read_wav, to_int16
+
+        paths = [sorted((root / w).glob("*.wav"))[0] for w in ("yes", "stop")]
+        return np.stack([to_int16(fit_to_length(read_wav(p), 16000)) for p in paths])
+    rng = np.random.default_rng(3)
+    t = np.arange(16000) / 16000
+    return np.stack([(8000 * np.sin(2 * np.pi * f * t) * np.hanning(16000)
+                      + rng.normal(0, 200, 16000)).astype(np.int16) for f in (440, 1800)])
+
+
+def stream_audio() -> np.ndarray:
+    """The two clips with quiet gaps: a 3.5 s stream."""
+    rng = np.random.default_rng(4)
+    gap = lambda n: rng.normal(0, 60, n).astype(np.int16)  # noqa: E731
+    a, b = two_clips()
+    return np.concatenate([gap(8000), a, gap(8000), b, gap(8000)])
+
+
+def pio_upload(project_dir: Path, env: str, wav: Path) -> str:
+    from kws.pio.run import pio_env, run
+
+    proc = run(project_dir, ["run", "-e", env, "-t", "upload"], timeout=300,
+               env={**pio_env(), "KWS_WAV": str(wav)})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
+    return proc.stdout
+
+
+def test_make_flash_path_pio_build_and_qemu_upload_hear_what_the_mirror_hears(bundle, tmp_path):
+    from kws.codegen.project import generate
+
+    generate(bundle, "qemu_m4", tmp_path / "proj")
+    wav = tmp_path / "two_clips.wav"
+    audio = stream_audio()
+    write_wav(wav, audio)
+    out = pio_upload(tmp_path / "proj", "qemu_m4", wav)
+    (run,) = firmware.parse(out)
+    b = load_bundle(bundle)
+    mirror = StreamRunner(b.manifest, b.tflite).run(audio)
+    # the firmware prints score and time rounded half up to hundredths
+    expected = [{"label": b.manifest.labels[i], "score": ((s * 100 + 16384) >> 15) / 100,
+                 "t_s": ((t + 5) // 10) / 100} for i, s, t in mirror.detections]
+    assert expected, "the eager test recognizer should fire on this stream"
+    assert run.detections == expected
+    assert run.counters["frames"] == mirror.frames
+    assert run.counters["decisions"] == len(mirror.decisions)
+    assert run.counters["overruns"] == 0 and run.counters["samples"] == len(audio)
+    assert run.counters["instructions"] > 0
+
+
+@pytest.mark.parametrize("board", ["qemu_m4", "qemu_m7", "qemu_m55"])
+def test_decisions_and_clip_logits_equal_the_native_backend(bundle, tmp_path, board):
+    b = load_bundle(bundle)
+    fw = firmware.build(bundle, board)
+    clips = two_clips()
+    native = int8_clip_logits(b, "native", device_frames(b, clips))
+    assert np.array_equal(firmware.clip_logits(fw, clips), native)
+    wav = tmp_path / "s.wav"
+    audio = stream_audio()
+    write_wav(wav, audio)
+    (run,) = firmware.run(fw, [wav], decisions=True)
+    mirror = StreamRunner(b.manifest, b.tflite).run(audio)
+    assert [t for t, _ in run.decisions] == [t for t, _ in mirror.decisions]
+    for (_, got), (_, want) in zip(run.decisions, mirror.decisions):
+        assert np.array_equal(got, want)
+
+
+def test_bad_wav_is_a_one_line_error(bundle, tmp_path):
+    from kws.errors import KwsError
+
+    fw = firmware.build(bundle, "qemu_m4")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(KwsError, match="bad.wav"):
+        firmware.run(fw, [bad])
+
+
+def test_real_board_is_not_emulated(bundle):
+    from kws.errors import KwsError
+
+    with pytest.raises(KwsError, match="nano33 is a real board"):
+        firmware.build(bundle, "nano33")
