@@ -90,8 +90,9 @@ $(RUN)/manifest.json:
 
 # Regenerated when the bundle, the board file or kws itself changed (kws writes only files
 # whose bytes differ, so PlatformIO rebuilds only what changed).
+KWS_SOURCES := $(shell find kws firmware_templates -name '*.py' -o -name '*.j2' 2>/dev/null)
 $(FIRMWARE_DIR)/platformio.ini: $(RUN)/manifest.json $(RUN)/model.tflite boards/$(BOARD).yaml \
-		$(VENV)/.installed
+		$(VENV)/.installed $(KWS_SOURCES)
 	$(KWS) generate --model $(RUN) --board $(BOARD) --out $(FIRMWARE_DIR) --backend $(BACKEND) --force
 
 firmware: setup $(FIRMWARE_DIR)/platformio.ini
