@@ -1,8 +1,9 @@
 """`make demo`: the main job on whatever data is at hand, as far as it is built.
 
-Landed: data -> features (C proven equal to librosa) -> GRU training -> int8 step model ->
-bundle -> evaluation under tflite-micro (and the native C model, identical). Firmware project
-generation and WAV emulation in QEMU are not built yet (issues 6-7); the demo says so.
+data -> features (C proven equal to librosa) -> GRU training -> int8 step model -> bundle ->
+evaluation under tflite-micro (and the native C model, identical) -> the PlatformIO project for
+the emulated Cortex-M4 board, built by PlatformIO and run in QEMU on a recording of held-out
+speakers -> a short summary with the numbers and how to flash a real board.
 """
 
 from __future__ import annotations
@@ -107,11 +108,56 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
               + ("byte-identical int8 logits" if same else "[red]DIFFERENT int8 logits[/]"))
     cost = _m4_cost(run_dir, err)
     if cost:
-        out.print(f"   Cortex-M4 (QEMU): {cost['per_second'] / 1e6:.1f} M instructions per second of "
-                  f"audio (features {cost['frame']:,.0f} per frame, model {cost['step']:,.0f} per "
-                  f"step); model code {cost['text']:,} B flash, {cost['bss']} B scratch RAM")
+        out.print(f"   Cortex-M4 (QEMU): features {cost['frame']:,.0f} instructions per frame, model "
+                  f"{cost['step']:,.0f} per step; model code {cost['text']:,} B flash, "
+                  f"{cost['bss']} B scratch RAM")
     out.print(f"   bundle: {run_dir}/ (MODEL_CARD.md, confusion.png, report.json)")
-    out.print("   not built yet: board files, the generated PlatformIO firmware and running it on "
-              "WAV input in QEMU (issues 6-7); `make demo` will run them when they land. The "
-              "native C model and its cost per core: `kws bench --json`.")
-    return {"data": source, "features": parity, "report": report["int8"]["accuracy"]}
+    fw = _firmware(run_dir, roots, out, err)
+    out.print("[bold]6. next[/]")
+    if fw:
+        out.print(f"   firmware project: {fw['project']}/ (PlatformIO); run it again on your own "
+                  "recording: make flash BOARD=qemu_m4 WAV=your.wav")
+    out.print("   real board: make flash BOARD=nano33 (Arduino Nano 33 BLE Sense on USB; needs "
+              "internet once for the PlatformIO platform), then make monitor BOARD=nano33; "
+              "other boards: kws boards list")
+    return {"data": source, "features": parity, "report": report["int8"]["accuracy"],
+            "firmware": fw}
+
+
+def _firmware(run_dir: Path, roots: list[Path], out: Console, err: Console) -> dict | None:
+    """Generate the qemu_m4 project, build and run it through PlatformIO in QEMU on a test
+    recording; print what it heard and what it cost. None (with the reason) when a tool is
+    missing."""
+    from kws.codegen.project import generate
+    from kws.emulate import demo_wav, firmware
+    from kws.errors import KwsError
+    from kws.pio.run import pio_env, run
+
+    project_dir = Path("build/firmware/qemu_m4")
+    wav = Path("build/demo.wav")
+    try:
+        proj = generate(run_dir, "qemu_m4", project_dir, force=True)
+        index = demo_wav.build(wav, roots)
+        proc = run(project_dir, ["run", "-e", "qemu_m4", "-t", "upload"], timeout=600,
+                   env={**pio_env(), "KWS_WAV": str(wav.resolve())})
+        if proc.returncode != 0:
+            raise KwsError(f"pio run -t upload failed: {(proc.stdout + proc.stderr).strip()[-300:]}")
+        (result,) = firmware.parse(proc.stdout)
+    except KwsError as exc:
+        err.print(f"skipped the firmware step: {exc}")
+        return None
+    said = ", ".join(f"{i['word']} at {i['start_s']:.1f} s" for i in index)
+    heard = ", ".join(f"{d['label']} ({d['score']:.2f}) at {d['t_s']:.1f} s"
+                      for d in result.detections) or "nothing"
+    c = result.counters
+    seconds = c["samples"] / 16000
+    out.print(f"[bold]5. firmware[/]: {project_dir}/ built by PlatformIO, run in QEMU (Cortex-M4, "
+              f"mps2-an386) on {wav} ({seconds:.1f} s)")
+    out.print(f"   said:  {said}")
+    out.print(f"   heard: {heard}")
+    out.print(f"   cost: {c['instructions'] / seconds / 1e6:.2f} M guest instructions per second "
+              f"of audio (features + model + recognizer; {c['instructions'] / seconds / 64e6:.1%} "
+              f"of a 64 MHz Cortex-M4 at 1 instruction per cycle); kws part "
+              f"{proj.budget.flash_bytes:,} B flash, {proj.budget.ram_bytes:,} B RAM")
+    return {"project": str(project_dir), "detections": result.detections,
+            "instructions_per_second": c["instructions"] / seconds}
