@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kws.boards.cli import boards_app
+from kws.streams.cli import streams_app
 from kws.errors import KwsError
 
 err = Console(stderr=True, soft_wrap=True)
@@ -30,6 +31,7 @@ features_app = typer.Typer(help="Log-mel front end: C on the host vs the librosa
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
 app.add_typer(boards_app, name="boards")
+app.add_typer(streams_app, name="streams")
 
 _state = {"verbose": False}
 

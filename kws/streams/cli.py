@@ -1,0 +1,212 @@
+"""`kws streams eval|tune`: FRR and false accepts per hour on continuous test streams."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kws.errors import KwsError
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+streams_app = typer.Typer(
+    help="Continuous test streams: FRR per keyword, false accepts per hour, recognizer tuning.",
+    no_args_is_help=True,
+)
+
+ModelOpt = Annotated[Path, typer.Option("--model", help="Run folder written by `kws train`.")]
+DataOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--data", help="Speech Commands style folder; repeat to combine (default: the shared data).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+FA_LEVELS = (0.5, 1.0, 2.0, 5.0)
+SnrOpt = Annotated[str, typer.Option("--snr", help="Comma-separated SNRs in dB (speech active level over the noise); one keyword stream each.")]
+
+
+def _snrs(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise KwsError(f"--snr {text}: give numbers in dB, e.g. 20,10,5") from None
+    if not values:
+        raise KwsError("--snr: give at least one SNR")
+    return values
+
+
+def _dataset(bundle, data: list[Path] | None):
+    from kws.data.dataset import default_data_roots, index_folders
+    from kws.evaluate import data_config
+
+    roots, _ = default_data_roots(data or [])
+    if not roots:
+        raise KwsError("no data: pass --data DIR (a Speech Commands style folder); the shared "
+                       "copy ../shared/data/speech_commands is absent")
+    return index_folders(roots, data_config(bundle))
+
+
+def _progress(msg: str) -> None:
+    err.print(f"[dim]{msg}[/]", highlight=False)
+
+
+def _sweep_summary(points) -> list[dict]:
+    from kws.streams.score import best_under
+
+    rows = []
+    for level in FA_LEVELS:
+        p = best_under(points, level)
+        rows.append({"max_fa_per_hour": level,
+                     "threshold": p.threshold if p else None,
+                     "frr": round(p.tally.frr(), 4) if p else None,
+                     "fa_per_hour": round(p.tally.fa_per_hour(), 3) if p else None})
+    return rows
+
+
+def _plot(points, path: Path, title: str, operating=None) -> Path:
+    from kws.report.roc import roc_png
+    from kws.streams.score import curve
+
+    t = points[0].tally
+    curves = {w: curve(points, w)[1:] for w in t.keywords}
+    curves["all keywords"] = curve(points)[1:]
+    return roc_png(curves, path, title, t.hours, operating_point=operating)
+
+
+def _tally_table(title: str, d: dict) -> Table:
+    table = Table(title=title)
+    for col in ("keyword", "events", "missed", "FRR", "false accepts", "FA/h"):
+        table.add_column(col, justify="right" if col != "keyword" else "left")
+    for w, r in d["per_keyword"].items():
+        table.add_row(w, str(r["events"]), str(r["missed"]), f"{r['frr']:.1%}",
+                      str(r["false_accepts"]), f"{r['fa_per_hour']:.2f}")
+    table.add_row("[bold]all[/]", str(d["events"]), str(d["missed"]), f"[bold]{d['frr']:.1%}[/]",
+                  str(d["false_accepts"]), f"[bold]{d['fa_per_hour']:.2f}[/]")
+    return table
+
+
+@streams_app.command("eval")
+def eval_cmd(
+    model: ModelOpt,
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="validation | test (the training run's speakers)")] = "test",
+    minutes: Annotated[float, typer.Option(min=1, help="Minutes of keyword-free (negative) audio for the FA/h figure.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Stream seed (same seed, same audio).")] = 0,
+    snr: SnrOpt = "20,10,5",
+    plot: Annotated[Optional[Path], typer.Option(help="Write the FRR vs FA/h plot (PNG) here.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build the split's streams, run the device pipeline, score at the manifest's settings."""
+    from kws.evaluate import load_bundle
+    from kws.recognize.recognizer import RecognizerConfig
+    from kws.streams.build import SuiteSpec
+    from kws.streams.score import sweep, tally
+    from kws.streams.tune import collect, cost, per_snr
+
+    if split not in ("validation", "test", "train"):
+        raise KwsError(f"--split {split}: not one of validation, test, train")
+    t0 = time.time()
+    bundle = load_bundle(model)
+    m = bundle.manifest
+    dataset = _dataset(bundle, data)
+    k = m.streaming.resets
+    runs = collect(bundle, dataset, split, (k,), SuiteSpec(_snrs(snr), negative_minutes=minutes, seed=seed),
+                   progress=_progress)
+    config = RecognizerConfig.from_manifest(m)
+    at = tally(runs.runs[k], config).as_dict()
+    points = sweep(runs.runs[k], config)
+    result = {
+        "model": str(model), "split": split, "resets": k,
+        "recognizer": m.recognizer.model_dump(), "window_decisions": config.window,
+        "at_manifest": at, "sweep": _sweep_summary(points), "audio": runs.info,
+        "per_snr": per_snr(runs.runs[k], config), "cost": cost(k), "wall_s": round(time.time() - t0, 1),
+    }
+    if plot is not None:
+        _plot(points, plot, f"{model.name}: {split} streams, K={k}, window {config.window} "
+              f"decision(s), suppression {config.suppression_ms} ms, min count {config.min_count}"
+              f"\nSNR {'/'.join(f'{v:g}' for v in _snrs(snr))} dB + keyword-free audio; star = "
+              "the manifest's threshold",
+              operating=(at["fa_per_hour"], at["frr"]))
+        result["plot"] = str(plot)
+    if json_out:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    info = runs.info
+    out.print(_tally_table(f"{split} streams at the manifest's recognizer "
+                           f"(K={k}, threshold {m.recognizer.threshold})", at))
+    out.print(f"FA/h: {at['fa_per_hour']:.2f} over all {at['hours']:.2f} h "
+              f"(negative {at['fa_per_hour_negative']:.2f} over {at['hours_negative']:.2f} h, "
+              f"keyword streams {at['fa_per_hour_keyword_streams']:.2f})")
+    out.print(f"audio: {info['keyword_events']} keyword events from {info['speakers']} speakers, "
+              f"{info['distinct_clips_used']} distinct clips, SNR {info['snrs_db']} dB")
+    out.print("FRR / FA/h per SNR (dB): " + ", ".join(
+        f"{k}: {v['frr']:.1%} / {v['fa_per_hour']:.1f}" for k, v in result["per_snr"].items()))
+    for row in result["sweep"]:
+        if row["threshold"] is None:
+            out.print(f"  <= {row['max_fa_per_hour']:g} FA/h: not reached by any threshold")
+        else:
+            out.print(f"  <= {row['max_fa_per_hour']:g} FA/h: FRR {row['frr']:.1%} at threshold "
+                      f"{row['threshold']:.3f} ({row['fa_per_hour']:.2f} FA/h)")
+    if plot is not None:
+        err.print(f"wrote {plot}")
+
+
+@streams_app.command("tune")
+def tune_cmd(
+    model: ModelOpt,
+    data: DataOpt = None,
+    minutes: Annotated[float, typer.Option(min=1, help="Minutes of negative audio per split.")] = 60.0,
+    snr: SnrOpt = "20,10,5",
+    max_fa: Annotated[float, typer.Option("--max-fa", help="False accepts per hour allowed.")] = 2.0,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Result JSON (default: RUN/stream_tuning.json).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="ROC of the chosen setting on test streams (default: RUN/roc.png).")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Write the chosen settings into RUN/manifest.json.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pick K and the recognizer settings on validation streams; score the choice on test."""
+    from kws.evaluate import load_bundle
+    from kws.streams.build import SuiteSpec
+    from kws.streams.tune import apply_tuning, tune
+
+    bundle = load_bundle(model)
+    dataset = _dataset(bundle, data)
+    result, extra = tune(bundle, dataset, SuiteSpec(_snrs(snr), negative_minutes=minutes),
+                         max_fa_per_hour=max_fa, progress=_progress)
+    out_file = out_file or Path(model) / "stream_tuning.json"
+    plot = plot or Path(model) / "roc.png"
+    c = result.chosen
+    _plot(extra["sweep"], plot,
+          f"{Path(model).name}: test streams, chosen K={c['resets']}, window "
+          f"{c['window_decisions']} decision(s), suppression {c['recognizer']['suppression_ms']} "
+          f"ms, min count {c['recognizer']['minimum_count']} (threshold swept)\n"
+          f"SNR {'/'.join(f'{v:g}' for v in _snrs(snr))} dB + keyword-free audio; "
+          f"chosen on validation, star = its test figure",
+          operating=(result.test["fa_per_hour"], result.test["frr"]))
+    data_out = result.as_dict()
+    data_out["plot"] = str(plot)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps(data_out, indent=1) + "\n")
+    if apply:
+        apply_tuning(model, result)
+        data_out["applied"] = True
+    if json_out:
+        sys.stdout.write(json.dumps(data_out) + "\n")
+        return
+    out.print(f"chosen on validation: K={c['resets']} {c['recognizer']} "
+              f"({'meets' if result.met_target_on_validation else 'MISSES'} "
+              f"<= {max_fa:g} FA/h)")
+    out.print(_tally_table("validation streams (tuned on)", result.validation))
+    out.print(_tally_table("test streams (held out)", result.test))
+    cur = result.current
+    out.print(f"current manifest (K={cur['resets']}, {cur['recognizer']}): test FRR "
+              f"{cur['test']['frr']:.1%} at {cur['test']['fa_per_hour']:.2f} FA/h")
+    out.print(f"cost of K={c['resets']}: {result.cost['chosen']['instructions_per_second']:,} "
+              "guest instructions per second of audio")
+    out.print(f"{'apply' if result.recommend_apply else 'do not apply'}: {result.reason}"
+              + (" (applied)" if apply else ""))
+    err.print(f"wrote {out_file} and {plot} in {result.wall_s:.0f} s")
