@@ -97,13 +97,15 @@ def host_features_checksum(params: FeatureParams | None = None, hops: int = HOPS
 
 def run_bench(core: str, model: bytes | None = None, features: FeatureParams | None = None,
               steps: int = STEPS, hops: int = HOPS, timeout: float = 120.0,
-              extra_flags: tuple[str, ...] = ()) -> BenchRun:
-    """Build and run the bench program for `core` with the model and/or the front end."""
+              extra_flags: tuple[str, ...] = (), manifest=None) -> BenchRun:
+    """Build and run the bench program for `core` with the model, the front end and/or the
+    recognizer of `manifest`."""
     from kws.native import cgen
 
-    if model is None and features is None:
-        raise KwsError("run_bench needs a model, feature parameters or both")
-    digest = hashlib.sha256(bytes(model or b"") + repr(features).encode()).hexdigest()
+    if model is None and features is None and manifest is None:
+        raise KwsError("run_bench needs a model, feature parameters, a manifest or some of them")
+    digest = hashlib.sha256(bytes(model or b"") + repr(features).encode()
+                            + repr(manifest).encode()).hexdigest()
     sources = {"kws_bench_main.c": qemu.program_source("kws_bench_main.c.j2", digest)}
     flags = list(extra_flags)
     if model is not None:
@@ -112,6 +114,12 @@ def run_bench(core: str, model: bytes | None = None, features: FeatureParams | N
     if features is not None:
         sources.update(ctables.sources(features))
         flags += ["-DKWS_BENCH_FEATURES", f"-DKWS_BENCH_HOPS={int(hops)}"]
+    if manifest is not None:
+        from kws.recognize.csources import recognizer_sources
+        from kws.recognize.recognizer import RecognizerConfig
+
+        sources.update(recognizer_sources(RecognizerConfig.from_manifest(manifest), digest))
+        flags += ["-DKWS_BENCH_RECOGNIZER"]
     elf = qemu.build_elf(sources, core, "bench", flags)
     result = qemu.run_elf(elf, core, timeout)
     if result.status != 0:
@@ -157,6 +165,16 @@ def model_cost(tflite_bytes: bytes, core: str, steps: int = STEPS, portable: boo
             "instructions_per_mac": round(per_step / macs, 3) if macs else None,
             "macs_per_step": macs, "checksum": run.report["model"]["checksum"],
             **qemu.object_sizes(Path(run.elf), MODEL_OBJECTS)}
+
+
+def recognizer_cost(manifest, core: str) -> dict:
+    """{"instructions_per_decision", "text", "data", "bss"}: kws_recognizer_push per decision
+    (random logits, so the softmax table and the window sums run every time)."""
+    run = run_bench(core, manifest=manifest)
+    r = run.report["recognizer"]
+    return {"core": core, "instructions_per_decision":
+            round(run.instructions("recognizer") / r["decisions"], 1),
+            **qemu.object_sizes(Path(run.elf), ("kws_recognizer.o",))}
 
 
 def features_cost(core: str, params: FeatureParams | None = None, hops: int = HOPS) -> dict:

@@ -99,9 +99,12 @@ def eval_cmd(
     seed: Annotated[int, typer.Option(help="Stream seed (same seed, same audio).")] = 0,
     snr: SnrOpt = "20,10,5",
     plot: Annotated[Optional[Path], typer.Option(help="Write the FRR vs FA/h plot (PNG) here.")] = None,
+    drop_blocks: Annotated[float, typer.Option(min=0, max=1, help="Also score with this fraction of audio blocks lost before the firmware (e.g. 0.01).")] = 0.0,
+    drift_ppm: Annotated[float, typer.Option(help="Also score with the mic clock off by this many ppm (e.g. 1000).")] = 0.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Build the split's streams, run the device pipeline, score at the manifest's settings."""
+    """Build the split's streams, run the device pipeline, score at the manifest's settings
+    (and, with --drop-blocks / --drift-ppm, again under those impairments)."""
     from kws.evaluate import load_bundle
     from kws.recognize.recognizer import RecognizerConfig
     from kws.streams.build import SuiteSpec
@@ -126,6 +129,15 @@ def eval_cmd(
         "at_manifest": at, "sweep": _sweep_summary(points), "audio": runs.info,
         "per_snr": per_snr(runs.runs[k], config), "cost": cost(k), "wall_s": round(time.time() - t0, 1),
     }
+    from kws.streams.impair import Impairment
+
+    imp = Impairment(drop_blocks, drift_ppm=drift_ppm, seed=seed)
+    if imp.active:
+        bad = collect(bundle, dataset, split, (k,), SuiteSpec(_snrs(snr), negative_minutes=minutes,
+                                                            seed=seed),
+                      progress=_progress, impairment=imp)
+        result["impaired"] = {"impairment": imp.describe(),
+                              "at_manifest": tally(bad.runs[k], config).as_dict()}
     if plot is not None:
         _plot(points, plot, f"{model.name}: {split} streams, K={k}, window {config.window} "
               f"decision(s), suppression {config.suppression_ms} ms, min count {config.min_count}"
@@ -152,6 +164,10 @@ def eval_cmd(
         else:
             out.print(f"  <= {row['max_fa_per_hour']:g} FA/h: FRR {row['frr']:.1%} at threshold "
                       f"{row['threshold']:.3f} ({row['fa_per_hour']:.2f} FA/h)")
+    if "impaired" in result:
+        b = result["impaired"]["at_manifest"]
+        out.print(f"with {result['impaired']['impairment']}: FRR {b['frr']:.1%} (clean "
+                  f"{at['frr']:.1%}), FA/h {b['fa_per_hour']:.2f} (clean {at['fa_per_hour']:.2f})")
     if plot is not None:
         err.print(f"wrote {plot}")
 

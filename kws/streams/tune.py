@@ -93,8 +93,12 @@ class SplitRuns:
 
 def collect(bundle, dataset, split: str, ks: Sequence[int], spec: SuiteSpec = SuiteSpec(),
             config: StreamConfig = StreamConfig(), negative: StreamConfig = NEGATIVE,
-            progress: Callable[[str], None] = lambda _m: None) -> SplitRuns:
-    """Build the split's streams one by one and keep only their decisions per K."""
+            progress: Callable[[str], None] = lambda _m: None,
+            impairment=None) -> SplitRuns:
+    """Build the split's streams one by one and keep only their decisions per K. With an
+    `impairment` (kws.streams.impair) each stream loses blocks / drifts before the device
+    pipeline hears it."""
+    from kws.streams.impair import apply
     from kws.recognize.stream import StreamRunner
 
     runner = StreamRunner(with_resets(bundle.manifest, max(ks)), bundle.tflite)
@@ -108,6 +112,8 @@ def collect(bundle, dataset, split: str, ks: Sequence[int], spec: SuiteSpec = Su
     fillers = 0
     for stream in stream_suite(dataset, split, spec, config, negative):
         t0 = time.time()
+        if impairment is not None:
+            stream = apply(stream, impairment)
         decisions = stream_decisions(runner, stream.audio, ks)
         for k in ks:
             runs[k].append(StreamRun(stream.name, stream.kind, stream.seconds, stream.events,

@@ -1,0 +1,111 @@
+"""What the firmware costs on a board's chip, from guest-instruction counts in QEMU.
+
+Per part (each measured by itself in the bench program, -icount, deterministic): the feature
+front end per frame, the model per step (K steps per frame for K staggered states), the
+recognizer per decision; scaled to one second of audio. The whole firmware is also run on a WAV
+and its own total (ring buffer and app glue included) and stack high-water mark are read back.
+Energy is an estimate from the board file's active current per MHz and supply voltage, under a
+stated assumption of cycles per instruction.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from kws.errors import KwsError
+
+# Cycles per instruction assumed for energy and load: ~1 on a Cortex-M4/M7 running from
+# zero-wait-state memory; flash wait states and FPU/DSP stalls make it higher on real parts.
+CYCLES_PER_INSTRUCTION = 1.0
+
+
+def part_costs(bundle, core: str) -> dict:
+    """Guest instructions per second of audio for features, model and recognizer on `core`."""
+    from kws.emulate.bench import features_cost, model_cost, recognizer_cost
+
+    m = bundle.manifest
+    frames_per_s = 1000.0 / m.features.hop_ms
+    k = m.streaming.resets
+    decisions_per_s = frames_per_s * k / m.streaming.clip_frames
+    feat = features_cost(core, m.features)
+    model = model_cost(bundle.tflite, core)
+    recog = recognizer_cost(m, core)
+    parts = {
+        "features": feat["instructions_per_frame"] * frames_per_s,
+        "model": model["instructions_per_step"] * k * frames_per_s,
+        "recognizer": recog["instructions_per_decision"] * decisions_per_s,
+    }
+    return {"core": core, "states": k, "frames_per_second": frames_per_s,
+            "decisions_per_second": round(decisions_per_s, 3),
+            "instructions_per_frame": feat["instructions_per_frame"],
+            "instructions_per_step": model["instructions_per_step"],
+            "instructions_per_mac": model["instructions_per_mac"],
+            "instructions_per_decision": recog["instructions_per_decision"],
+            "per_second": {k2: round(v) for k2, v in parts.items()},
+            "per_second_total": round(sum(parts.values()))}
+
+
+def elf_sizes(elf: Path) -> dict:
+    from kws.emulate.qemu import CROSS_SIZE, tool
+
+    proc = subprocess.run([tool(CROSS_SIZE), str(elf)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise KwsError(f"{CROSS_SIZE} {elf}: {proc.stderr.strip()[:200]}")
+    text, data, bss = (int(v) for v in proc.stdout.splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}
+
+
+def energy(board, instructions_per_second: float, instructions_per_step: float,
+           frames_per_second: float) -> dict:
+    """Active energy from the board's power figures: a core busy at f MHz draws
+    (uA/MHz) x f microamps, so one cycle costs (uA/MHz) x 1e-6 x V microjoules."""
+    uj_per_cycle = board.power.active_ua_per_mhz * 1e-6 * board.power.supply_v
+    cycles_per_second = instructions_per_second * CYCLES_PER_INSTRUCTION
+    return {"cycles_per_instruction": CYCLES_PER_INSTRUCTION,
+            "load_fraction": round(cycles_per_second / board.clock_hz, 4),
+            "mj_per_second_of_audio": round(cycles_per_second * uj_per_cycle / 1e3, 4),
+            "uj_per_frame": round(cycles_per_second / frames_per_second * uj_per_cycle, 3),
+            "uj_per_model_step": round(instructions_per_step * CYCLES_PER_INSTRUCTION
+                                       * uj_per_cycle, 3)}
+
+
+def firmware_run(model_dir: Path, board_id: str, wav: Path) -> dict:
+    """Run the emulated board's firmware on `wav`: totals, stack, sizes, emulation speed."""
+    from kws.emulate import firmware
+
+    fw = firmware.build(Path(model_dir), board_id)
+    start = time.perf_counter()
+    (result,) = firmware.run(fw, [wav])
+    wall = time.perf_counter() - start
+    c = result.counters
+    seconds = c["samples"] / fw.sample_rate_hz
+    return {"board": board_id, "wav": str(wav), "audio_seconds": round(seconds, 3),
+            "instructions_per_second": round(c["instructions"] / seconds),
+            "stack_bytes": c.get("stack"), "overruns": c["overruns"],
+            "detections": len(result.detections),
+            "emulation_x_real_time": round(seconds / wall, 1),
+            "elf": elf_sizes(fw.elf)}
+
+
+def board_cost(model_dir: Path, board_id: str, wav: Path | None) -> dict:
+    """Everything about one board: parts per second, energy, and (emulated boards, with a WAV)
+    the measured firmware run. Real boards use the QEMU machine of their core."""
+    from kws.codegen.project import resolve_board
+    from kws.emulate.qemu import MACHINES
+    from kws.evaluate import load_bundle
+
+    bundle = load_bundle(Path(model_dir))
+    board = resolve_board(board_id)
+    if board.core not in MACHINES:
+        return {"board": board.id, "core": board.core,
+                "skipped": f"no QEMU machine emulates {board.core}"}
+    parts = part_costs(bundle, board.core)
+    out = {"board": board.id, "core": board.core, "clock_hz": board.clock_hz, **parts,
+           "energy": energy(board, parts["per_second_total"], parts["instructions_per_step"],
+                            parts["frames_per_second"])}
+    if board.is_emulated and wav is not None:
+        out["firmware"] = firmware_run(Path(model_dir), board.id, wav)
+    return out
