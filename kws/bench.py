@@ -66,10 +66,87 @@ def device_costs(tflite: bytes | None, progress: Callable[[str], None]) -> dict:
     return out
 
 
+BOARDS = ("qemu_m4", "qemu_m7", "qemu_m55", "nano33", "portenta_h7")
+INT8_BACKENDS = ("tflm", "native", "qemu")
+
+
+def accuracy(model_dir, data: list, progress: Callable[[str], None]) -> dict:
+    """Test-split accuracy per backend: float Keras and int8 tflite-micro / native C / the
+    firmware in QEMU (the three int8 dumps must be byte-identical)."""
+    from kws.evaluate import evaluate
+
+    out: dict = {}
+    logits = {}
+    for backend in ("keras", *INT8_BACKENDS):
+        progress(f"bench: test-split accuracy, {backend}")
+        t0 = time.perf_counter()
+        result, logits[backend] = evaluate(model_dir, data, backend, split="test")
+        out[backend] = {"accuracy": round(result["accuracy"], 4), "clips": result["clips"],
+                        "seconds": round(time.perf_counter() - t0, 1)}
+    out["int8_identical"] = all(logits[b].tobytes() == logits["tflm"].tobytes()
+                                for b in INT8_BACKENDS)
+    return out
+
+
+def streaming(model_dir, data: list, progress: Callable[[str], None],
+              minutes: float = 60.0) -> dict:
+    """FRR / FA-per-hour on test-speaker streams at the manifest's recognizer settings, clean
+    and with 1 % of audio blocks dropped and a 1000 ppm mic clock error."""
+    from kws.data.dataset import index_folders
+    from kws.evaluate import data_config, load_bundle
+    from kws.recognize.recognizer import RecognizerConfig
+    from kws.streams.build import SuiteSpec
+    from kws.streams.impair import Impairment
+    from kws.streams.score import tally
+    from kws.streams.tune import collect
+
+    bundle = load_bundle(model_dir)
+    dataset = index_folders(data, data_config(bundle))
+    k = bundle.manifest.streaming.resets
+    config = RecognizerConfig.from_manifest(bundle.manifest)
+    spec = SuiteSpec(negative_minutes=minutes)
+    out: dict = {"split": "test", "resets": k, "recognizer": bundle.manifest.recognizer.model_dump()}
+    for name, imp in (("clean", None), ("impaired", Impairment(0.01, drift_ppm=1000))):
+        progress(f"bench: streams ({name})")
+        runs = collect(bundle, dataset, "test", (k,), spec, impairment=imp)
+        out[name] = tally(runs.runs[k], config).as_dict()
+        if imp is not None:
+            out[name]["impairment"] = imp.describe()
+        else:
+            out["audio"] = runs.info
+    return out
+
+
+def chip(model_dir, progress: Callable[[str], None]) -> dict:
+    """Per board: instructions per second of audio by part, energy, and for emulated boards the
+    firmware's own run on build/demo.wav (totals, stack, ELF sizes, emulation speed)."""
+    from pathlib import Path
+
+    from kws.codegen.project import generate
+    from kws.emulate import demo_wav
+    from kws.emulate.cost import board_cost
+
+    wav = Path("build/demo.wav")
+    if not wav.is_file():
+        demo_wav.build(wav, demo_wav.default_roots([], Path("build/demo_wav_synth")))
+    out = {}
+    for board in BOARDS:
+        progress(f"bench: {board} costs")
+        entry = board_cost(Path(model_dir), board, wav)
+        proj = generate(Path(model_dir), board, Path("build/bench_firmware") / board, force=True)
+        entry["kws_flash_bytes"] = proj.budget.flash_bytes
+        entry["kws_ram_bytes"] = proj.budget.ram_bytes
+        out[board] = entry
+    return out
+
+
 def run_all(cv: bool = False, data: list | None = None, model: str | None = "runs/default",
             train_only: list | None = None,
             progress: Callable[[str], None] = lambda _msg: None) -> dict:
+    import json
     from pathlib import Path
+
+    from kws.data.dataset import default_data_roots
 
     progress("bench: features on the host")
     result = {"features": features_host()}
@@ -77,18 +154,26 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
     tflite = tflite_path.read_bytes() if tflite_path and tflite_path.is_file() else None
     if tflite is None:
         progress(f"bench: no {tflite_path}; model costs skipped (run `make train` first)")
+    roots, _ = default_data_roots(data or [])
     if tflite is not None:
         progress("bench: native model C on the host")
         result["native_host"] = native_host(tflite)
+        report = json.loads((Path(model) / "report.json").read_text())
+        result["training"] = {"seconds": report.get("training_seconds"),
+                              "tflite_bytes": len(tflite),
+                              "test_float": report["float"]["accuracy"],
+                              "test_int8_tflm": report["int8"]["accuracy"]}
+        if roots:
+            result["accuracy"] = accuracy(Path(model), roots, progress)
+            result["streaming"] = streaming(Path(model), roots, progress)
+        result["chip"] = chip(model, progress)
     result["device"] = device_costs(tflite, progress)
     result["device"]["model"] = str(tflite_path) if tflite else None
     if cv:
         from kws.crossval import cross_validate
-        from kws.data.dataset import default_data_roots
         from kws.errors import KwsError
         from kws.model.config import TrainConfig
 
-        roots, _ = default_data_roots(data or [])
         if not roots:
             raise KwsError("bench --cv: no data (pass --data DIR)")
         progress(f"bench: 5-fold cross-validation on {', '.join(map(str, roots))}")

@@ -200,10 +200,20 @@ def bench(
     data_dirs: Annotated[Optional[list[Path]], typer.Option("--data", help="Data for cross-validation (default: the shared data).")] = None,
     model: Annotated[Path, typer.Option(help="Bundle whose model is measured in QEMU.")] = Path("runs/default"),
     train_only: Annotated[Optional[list[Path]], typer.Option("--train-only", help="Extra training-only folder for cross-validation (e.g. `kws synth` output).")] = None,
+    table: Annotated[Optional[Path], typer.Option("--table", help="Print the README's markdown tables from a saved `kws bench --json` file and exit.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Benchmarks: feature speed on the host, guest instructions per frame/step on Cortex-M
     cores in QEMU (portable and DSP kernels), sizes; with --cv, cross-validated int8 accuracy."""
+    if table is not None:
+        from kws.report.bench_table import markdown
+
+        try:
+            saved = json.loads(table.read_text())
+        except (OSError, ValueError) as exc:
+            raise KwsError(f"{table}: not a readable `kws bench --json` file ({exc})") from None
+        sys.stdout.write(markdown(saved))
+        return
     from kws.bench import run_all
 
     result = run_all(cv=cv, data=data_dirs or [], model=str(model), train_only=train_only or [],

@@ -1,0 +1,32 @@
+"""The README tables come from bench JSON: every section renders, missing ones are left out."""
+
+from kws.report.bench_table import markdown
+
+CHIP = {"core": "cortex-m4f", "clock_hz": 64e6, "per_second": {"features": 1.3e6, "model": 2.2e6,
+        "recognizer": 510}, "per_second_total": 3.5e6, "energy": {"load_fraction": 0.055,
+        "mj_per_second_of_audio": 0.55}, "kws_flash_bytes": 43000, "kws_ram_bytes": 6800}
+
+
+def test_all_sections():
+    bench = {
+        "accuracy": {"keras": {"accuracy": 0.85, "clips": 247},
+                     "tflm": {"accuracy": 0.858, "clips": 247}, "int8_identical": True},
+        "cross_validation": {"folds": [{"int8_tflm_accuracy": 0.77}, {"int8_tflm_accuracy": 0.79}],
+                             "mean_int8_tflm_accuracy": 0.78, "mean_float_accuracy": 0.785,
+                             "mean_drop_points": 0.5},
+        "streaming": {"resets": 1, "recognizer": {"threshold": 0.7},
+                      "clean": {"frr": 0.9, "fa_per_hour": 67.4}},
+        "chip": {"nano33": CHIP, "nano_rp2040": {"core": "cortex-m0plus", "skipped": "no QEMU"}},
+        "training": {"seconds": 290.0, "tflite_bytes": 38448, "test_float": 0.85,
+                     "test_int8_tflm": 0.858},
+    }
+    text = markdown(bench)
+    assert "| int8, tflite-micro interpreter | 85.8% | 247 |" in text
+    assert "folds 77.0, 79.0" in text
+    assert "| as recorded (K=1, threshold 0.7) | 90.0% | 67.4 |" in text
+    assert "| nano33 (cortex-m4f, 64 MHz) | 1.30 M | 2.20 M | 0.5 k | 3.50 M | 5.5% | 0.55 mJ" in text
+    assert "no QEMU" in text and "Training: 290 s" in text
+
+
+def test_empty_bench_gives_no_tables():
+    assert markdown({}).strip() == ""
