@@ -203,8 +203,9 @@ def bench(
     table: Annotated[Optional[Path], typer.Option("--table", help="Print the README's markdown tables from a saved `kws bench --json` file and exit.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Benchmarks: feature speed on the host, guest instructions per frame/step on Cortex-M
-    cores in QEMU (portable and DSP kernels), sizes; with --cv, cross-validated int8 accuracy."""
+    """Benchmarks as one JSON: accuracy per backend, streaming FRR/FA-h, per-board cost on the
+    chip (QEMU guest instructions by part, energy, flash, RAM, stack), host speed; with --cv,
+    cross-validated int8 accuracy. --table prints the README tables from a saved JSON."""
     if table is not None:
         from kws.report.bench_table import markdown
 
@@ -313,7 +314,8 @@ def stream(
 def demo(
     data_dirs: Annotated[Optional[list[Path]], typer.Option("--data", help="Data folder (default: shared data or synthetic).")] = None,
 ) -> None:
-    """What works today, end to end: data -> features -> C parity. Training and firmware follow."""
+    """End to end: data -> features -> training -> int8 model -> firmware built by PlatformIO and
+    run in QEMU on a recording, with a short summary."""
     from kws.demo import run_demo
 
     run_demo(data_dirs or [], out, err)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from kws.errors import KwsError
 
-boards_app = typer.Typer(help="Board files in boards/: list them, check them.",
+boards_app = typer.Typer(help="Board files in boards/: list them, check them, preflight a flash.",
                          no_args_is_help=True)
 
 _out = Console(soft_wrap=True)
