@@ -109,7 +109,7 @@ def eval_cmd(
     from kws.recognize.recognizer import RecognizerConfig
     from kws.streams.build import SuiteSpec
     from kws.streams.score import sweep, tally
-    from kws.streams.tune import collect, cost, per_snr
+    from kws.streams.tune import collect, cost, per_snr, unit_costs
 
     if split not in ("validation", "test", "train"):
         raise KwsError(f"--split {split}: not one of validation, test, train")
@@ -127,7 +127,7 @@ def eval_cmd(
         "model": str(model), "split": split, "resets": k,
         "recognizer": m.recognizer.model_dump(), "window_decisions": config.window,
         "at_manifest": at, "sweep": _sweep_summary(points), "audio": runs.info,
-        "per_snr": per_snr(runs.runs[k], config), "cost": cost(k), "wall_s": round(time.time() - t0, 1),
+        "per_snr": per_snr(runs.runs[k], config), "cost": cost(k, units=unit_costs(bundle)), "wall_s": round(time.time() - t0, 1),
     }
     from kws.streams.impair import Impairment
 

@@ -39,9 +39,10 @@ MIN_COUNTS = (1, 2, 3)
 THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.30, 0.991, 0.01))
 MAX_FA_PER_HOUR = 2.0
 
-# Measured on an emulated Cortex-M4 (see DESIGN.md / `kws bench`): guest instructions.
-STEP_INSTRUCTIONS = 114_000
-FEATURE_INSTRUCTIONS_PER_FRAME = 59_000
+# Fallback when QEMU or the cross compiler is missing: the default GRU-64 bundle's guest
+# instructions on an emulated Cortex-M4 (`kws bench --json`, chip.qemu_m4).
+STEP_INSTRUCTIONS = 44_300
+FEATURE_INSTRUCTIONS_PER_FRAME = 26_300
 
 
 def with_resets(manifest, k: int):
@@ -50,12 +51,27 @@ def with_resets(manifest, k: int):
         update={"resets": int(k)})})
 
 
-def cost(k: int, frames_per_second: float = 50.0, clock_hz: float = 64e6) -> dict:
+def unit_costs(bundle) -> tuple[float, float, str]:
+    """(instructions per feature frame, per model step, source) on an emulated Cortex-M4."""
+    from kws.emulate.bench import features_cost, model_cost
+
+    try:
+        frame = features_cost("cortex-m4f", bundle.manifest.features)["instructions_per_frame"]
+        step = model_cost(bundle.tflite, "cortex-m4f")["instructions_per_step"]
+        return frame, step, "measured in QEMU (cortex-m4f)"
+    except KwsError:
+        return FEATURE_INSTRUCTIONS_PER_FRAME, STEP_INSTRUCTIONS, "typical GRU-64 figures"
+
+
+def cost(k: int, frames_per_second: float = 50.0, clock_hz: float = 64e6,
+         units: tuple[float, float, str] | None = None) -> dict:
     """Device work for K states: K model steps + one feature frame per frame."""
-    per_s = frames_per_second * (FEATURE_INSTRUCTIONS_PER_FRAME + k * STEP_INSTRUCTIONS)
+    frame, step, source = units or (FEATURE_INSTRUCTIONS_PER_FRAME, STEP_INSTRUCTIONS,
+                                    "typical GRU-64 figures")
+    per_s = frames_per_second * (frame + k * step)
     return {"resets": k, "model_steps_per_frame": k,
             "instructions_per_second": int(per_s),
-            "share_of_64mhz_m4_at_1_ipc": round(per_s / clock_hz, 3)}
+            "share_of_64mhz_m4_at_1_ipc": round(per_s / clock_hz, 3), "source": source}
 
 
 # ------------------------------------------------------------------------------ decisions
@@ -322,7 +338,8 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
         validation=v_t.as_dict(), test=t_t.as_dict(),
         current={"resets": cur.resets, "recognizer": cur.recognizer(),
                  "validation": cur_v.as_dict(), "test": cur_t.as_dict()},
-        cost={"chosen": cost(s.resets), "current": cost(cur.resets)},
+        cost={"chosen": cost(s.resets, units=unit_costs(bundle)),
+              "current": cost(cur.resets, units=unit_costs(bundle))},
         audio={"validation": val.info, "test": test.info},
         grid={"settings": len(rows), "ks": list(ks), "windows_ms": list(WINDOWS_MS),
               "suppression_ms": list(SUPPRESSION_MS), "minimum_counts": list(MIN_COUNTS),
