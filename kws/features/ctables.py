@@ -1,4 +1,15 @@
-"""Everything the C front end needs, computed from FeatureParams, and its rendered sources."""
+"""Everything the C front end needs, computed from FeatureParams, and its rendered sources.
+
+The C FFT (firmware_templates/features/kws_features.c.j2) is a complex FFT of HALF = fft_size/2
+points over (even, odd) sample pairs, untangled into the real spectrum afterwards:
+- stage 1, radix 4, fused with the windowing: butterfly n reads complex samples n + t*HALF/4
+  (t = 0..3) straight from the sample buffer and writes 4 adjacent outputs at `first_dst[n]`,
+  so no separate bit-reversal pass is needed;
+- radix-4 stages of span 16, 64, ... with per-stage contiguous twiddles (no index arithmetic),
+  then one radix-2 stage when HALF is not a power of 4;
+- the real split computes bins k and HALF - k together and only their power.
+`fft_model` repeats those steps in numpy (float64) so tests can check the plan itself.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +26,13 @@ TEMPLATES = {
     "kws_features.c": "features/kws_features.c.j2",
 }
 
+SAMPLE_SCALE = 2.0**-15
+"""int16 -> [-1, 1): folded into the window table (a power of two, so exactly the same bits)."""
+
+POWER_SCALE = 4.0
+"""The C split skips the two factors 1/2 of the textbook formulas, so its power is 4x (exactly:
+a power of two); the mel weights carry the 1/4 instead."""
+
 
 def sparse_mel(params: FeatureParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(first_bin, bin_count, offset, weights) holding only each triangle's non-zero span."""
@@ -30,15 +48,148 @@ def sparse_mel(params: FeatureParams) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return (np.array(first), np.array(count), np.array(offset), np.array(weights, np.float32))
 
 
-def bit_reverse(n: int) -> np.ndarray:
-    bits = n.bit_length() - 1
-    return np.array([int(f"{i:0{bits}b}"[::-1], 2) if bits else 0 for i in range(n)])
+def radices(half: int) -> list[int]:
+    """Stage radices of the HALF-point complex FFT, first stage first: 4, 4, ..., (2)."""
+    if half < 4 or half & (half - 1):
+        raise ValueError(f"the complex FFT needs a power of two >= 4 points, not {half}")
+    out, span = [4], 4
+    while span * 4 <= half:
+        out.append(4)
+        span *= 4
+    if span < half:
+        out.append(2)
+    return out
+
+
+def dit_order(half: int) -> np.ndarray:
+    """order[p] = the input index the decimation-in-time stages expect at position p (mixed
+    radix digit reversal for `radices(half)`)."""
+
+    def order(idx: np.ndarray, rs: list[int]) -> np.ndarray:
+        if not rs:
+            return idx
+        r = rs[-1]
+        return np.concatenate([order(idx[t::r], rs[:-1]) for t in range(r)])
+
+    return order(np.arange(half), radices(half))
+
+
+def first_stage_dst(half: int) -> np.ndarray:
+    """dst[n]: complex index of the 4 outputs of first-stage butterfly n, which reads inputs
+    n + t*half/4."""
+    o = dit_order(half)
+    quarter = half // 4
+    dst = np.empty(quarter, np.int64)
+    for g in range(quarter):
+        n = int(o[4 * g])
+        assert all(o[4 * g + t] == n + t * quarter for t in range(4))
+        dst[n] = 4 * g
+    return dst
+
+
+def first_stage_full(params: FeatureParams) -> int:
+    """First-stage butterflies n whose last input, samples 2n + 3*fft_size/4 (+1), is not
+    wholly zero padding; the C skips that input for the rest."""
+    quarter = params.fft_size // 8
+    return min(quarter, max(0, -(-(params.window_samples - 3 * params.fft_size // 4) // 2)))
+
+
+def stage_twiddles(half: int) -> np.ndarray:
+    """Twiddles of the stages after the first, contiguous per stage and j = 1..q-1 (j = 0 is
+    1): radix 4 (span 4q): cos, sin of 2*pi*j*m/(4q) for m = 1, 2, 3; radix 2 (span 2q): cos, sin
+    of 2*pi*j/(2q). A twiddle is cos - i*sin."""
+    out: list[float] = []
+    q = 4
+    for r in radices(half)[1:]:
+        for j in range(1, q):
+            for m in range(1, r):
+                a = 2 * np.pi * j * m / (r * q)
+                out += [np.cos(a), np.sin(a)]
+        q *= r
+    return np.array(out, np.float64)
+
+
+def split_twiddles(fft_size: int) -> np.ndarray:
+    """cos, sin of 2*pi*k/fft_size for k = 1 .. fft_size/4 - 1 (interleaved)."""
+    k = np.arange(1, fft_size // 4)
+    a = 2 * np.pi * k / fft_size
+    return np.stack([np.cos(a), np.sin(a)], axis=1).ravel()
+
+
+def window_table(params: FeatureParams) -> np.ndarray:
+    """The scaled window in the order stage 1 reads it: [n][t][re, im] for sample
+    2n + t*fft_size/4 (+1), zero past the window (the zero padding)."""
+    n_fft = params.fft_size
+    w = np.zeros(n_fft, np.float64)
+    w[: params.window_samples] = reference.window(params) * SAMPLE_SCALE
+    quarter = n_fft // 8  # complex points per quarter
+    idx = [2 * n + t * (n_fft // 4) + c for n in range(quarter) for t in range(4) for c in range(2)]
+    return w[np.array(idx)]
+
+
+def fft_model(frame: np.ndarray, fft_size: int) -> np.ndarray:
+    """Power spectrum (times POWER_SCALE) of a real frame [fft_size] computed with the C
+    algorithm's stages and tables, in float64."""
+    half = fft_size // 2
+    x = np.asarray(frame, np.float64)
+    zin = x[0::2] + 1j * x[1::2]
+    quarter = half // 4
+    z = np.empty(half, np.complex128)
+    for n, d in enumerate(first_stage_dst(half)):
+        a, b, c, e = (zin[n + t * quarter] for t in range(4))
+        t0, t1, t2, t3 = a + c, a - c, b + e, b - e
+        z[d : d + 4] = [t0 + t2, t1 - 1j * t3, t0 - t2, t1 + 1j * t3]
+    tw = stage_twiddles(half)
+    pos, q = 0, 4
+    for r in radices(half)[1:]:
+        for j in range(q):
+            if j:
+                c = tw[pos : pos + 2 * (r - 1)]
+                pos += 2 * (r - 1)
+                w = [1.0] + [c[2 * m] - 1j * c[2 * m + 1] for m in range(r - 1)]
+            else:
+                w = [1.0] * r
+            for g in range(j, half, r * q):
+                v = [z[g + m * q] * w[m] for m in range(r)]
+                if r == 4:
+                    t0, t1, t2, t3 = v[0] + v[2], v[0] - v[2], v[1] + v[3], v[1] - v[3]
+                    z[g], z[g + q], z[g + 2 * q], z[g + 3 * q] = (
+                        t0 + t2, t1 - 1j * t3, t0 - t2, t1 + 1j * t3)
+                else:
+                    z[g], z[g + q] = v[0] + v[1], v[0] - v[1]
+        q *= r
+    power = np.empty(half + 1)
+    power[0] = (2 * (z[0].real + z[0].imag)) ** 2
+    power[half] = (2 * (z[0].real - z[0].imag)) ** 2
+    power[half // 2] = 4 * abs(z[half // 2]) ** 2
+    st = split_twiddles(fft_size)
+    for k in range(1, half // 2):
+        zk, ym = z[k], np.conj(z[half - k])
+        even, odd = zk + ym, -1j * (zk - ym)
+        p = (st[2 * k - 2] - 1j * st[2 * k - 1]) * odd
+        power[k] = abs(even + p) ** 2
+        power[half - k] = abs(even - p) ** 2
+    return power
+
+
+def stage_plan(half: int) -> tuple[list[dict], int | None]:
+    """([{span, q, groups, tw}] of the radix-4 stages after the first, offset of the radix-2
+    stage's twiddles or None): what the template prints one function per stage for."""
+    stages, tw, q = [], 0, 4
+    radix2 = None
+    for r in radices(half)[1:]:
+        if r == 4:
+            stages.append({"span": 4 * q, "q": q, "groups": half // (4 * q), "tw": tw})
+        else:
+            radix2 = tw
+        tw += 2 * (r - 1) * (q - 1)
+        q *= r
+    return stages, radix2
 
 
 def context(params: FeatureParams) -> dict:
     half = params.fft_size // 2
-    k_half = np.arange(half // 2)
-    k_split = np.arange(half + 1)
+    radix4_stages, radix2_tw = stage_plan(half)
     first, count, offset, weights = sparse_mel(params)
     return {
         "sample_rate_hz": params.sample_rate_hz,
@@ -50,16 +201,20 @@ def context(params: FeatureParams) -> dict:
         "log_floor": c_float(params.log_floor),
         "half_fft": half,
         "mel_weight_count": len(weights),
-        "window_rows": float_rows(reference.window(params)),
-        "fft_cos_rows": float_rows(np.cos(2 * np.pi * k_half / half)),
-        "fft_sin_rows": float_rows(np.sin(2 * np.pi * k_half / half)),
-        "bitrev_rows": int_rows(bit_reverse(half)),
-        "split_cos_rows": float_rows(np.cos(2 * np.pi * k_split / params.fft_size)),
-        "split_sin_rows": float_rows(np.sin(2 * np.pi * k_split / params.fft_size)),
+        "stage_twiddle_count": len(stage_twiddles(half)),
+        "radix4_stages": radix4_stages,
+        "first_full": first_stage_full(params),
+        "radix2_tw": radix2_tw,
+        "window_rows": float_rows(window_table(params)),
+        "first_dst_rows": int_rows(first_stage_dst(half)),
+        "stage_twiddle_rows": float_rows(stage_twiddles(half)),
+        "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
         "mel_first_rows": int_rows(first),
         "mel_count_rows": int_rows(count),
         "mel_offset_rows": int_rows(offset),
-        "mel_weight_rows": float_rows(weights),
+        # weights / POWER_SCALE: exact in float32 (a power of two), so bin-for-bin the products
+        # are the same bits as weight * (power / 4)
+        "mel_weight_rows": float_rows(weights / np.float32(POWER_SCALE)),
     }
 
 

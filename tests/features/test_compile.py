@@ -28,3 +28,18 @@ def test_arm_none_eabi_gcc_strict(source_dir, core):
 def test_cpp_compiler_accepts_the_header(source_dir):
     cpp_accepts(source_dir, '#include "kws_features.h"\n'
                 "int main() { kws_features_t s; kws_features_reset(&s); return 0; }\n")
+
+
+OTHER_PARAMS = {
+    "radix2_stage": FeatureParams(fft_size=1024, window_ms=64.0),
+    "short_window": FeatureParams(fft_size=1024, window_ms=40.0),  # no full first-stage inputs
+    "smallest_fft": FeatureParams(fft_size=16, window_ms=1.0, hop_ms=0.5, mel_bands=4),
+}
+
+
+@pytest.mark.parametrize("core", [None, "cortex-m4f", "cortex-m0plus"])
+@pytest.mark.parametrize("name", list(OTHER_PARAMS))
+def test_other_fft_plans_compile_strict(tmp_path, name, core):
+    for fname, text in ctables.sources(OTHER_PARAMS[name]).items():
+        (tmp_path / fname).write_text(text)
+    compile_strict(core, ["kws_features.c"], tmp_path)
