@@ -175,3 +175,24 @@ def test_native_equals_tflm_on_every_shared_clip(tiny_run):
     _, tflm = evaluate(out, [root], "tflm")
     assert native_result["clips"] == 2440
     assert native.tobytes() == tflm.tobytes()
+
+
+def test_same_seed_same_bundle_bytes(tiny_run, tiny_data, tmp_path):
+    """Determinism: a second training with the same settings and seed gives the same model and
+    manifest bytes (so the same generated firmware)."""
+    import hashlib
+
+    from rich.console import Console
+
+    from kws.run import train_run
+    from tests.model.conftest import TINY
+
+    out, _ = tiny_run
+    again = tmp_path / "again"
+    sets = [f"{k}={v}" for k, v in TINY.items() if k not in ("epochs", "model.units")]
+    sets = [s.replace("'", "").replace('"', "") for s in sets]
+    train_run(again, [tiny_data], None, TINY["epochs"], TINY["model.units"], sets, resume=False,
+              force=False, err=Console(stderr=True, quiet=True))
+    for name in ("model.tflite", "manifest.json"):
+        assert hashlib.sha256((again / name).read_bytes()).hexdigest() == \
+            hashlib.sha256((out / name).read_bytes()).hexdigest(), name
