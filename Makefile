@@ -8,10 +8,11 @@ BOARD ?= qemu_m4
 DATA ?=
 SHARED_DATA := ../shared/data/speech_commands
 
-# Debian packages the tool chain needs (cross compiler, C library, emulator, TTS engines, sox).
+# Debian packages the tool chain needs (cross compiler, C library, emulator, TTS engines, sox,
+# clang with the libFuzzer/ASan/UBSan runtime for tests/fuzz).
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib \
 	qemu-system-arm espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox \
-	python3-venv
+	python3-venv clang libclang-rt-14-dev
 
 RUN ?= runs/default
 # Synthetic clips that join the training split only (real speakers stay in validation/test):

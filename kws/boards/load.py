@@ -118,7 +118,11 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
 
 
 def _compose(text: str, shown: str) -> tuple[Any, dict[Loc, int]]:
-    loader = yaml.SafeLoader(text)
+    try:
+        # the reader checks the characters as soon as it is built (control characters)
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise KwsError(f"{shown}:1 YAML: {str(exc).splitlines()[0]}") from None
     try:
         try:
             root = loader.get_single_node()

@@ -35,9 +35,16 @@ def read_wav(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarr
         raise AudioError(path, "empty audio (0 samples)")
     if not np.all(np.isfinite(data)):
         raise AudioError(path, "audio holds NaN or Inf samples")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    # float64 mean: two channels near the float32 limit must not overflow to inf
+    mono = data.mean(axis=1, dtype=np.float64) if data.shape[1] > 1 else data[:, 0]
+    mono = np.clip(mono, -1e6, 1e6)
     if rate != sample_rate_hz:
         mono = resample(mono, rate, sample_rate_hz)
+        if len(mono) == 0:
+            raise AudioError(path, f"too short: {data.shape[0]} samples at {rate} Hz is no "
+                                   f"sample at {sample_rate_hz} Hz")
+        if not np.all(np.isfinite(mono)):
+            raise AudioError(path, "audio holds NaN or Inf samples after resampling")
     # Float WAVs may exceed full scale; int16 conversion later clips, so do it here once.
     return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
 

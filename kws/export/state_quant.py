@@ -99,7 +99,8 @@ def op_names(tflite_bytes: bytes | schema.ModelT) -> list[str]:
 
 
 def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value or "")
+    # names come from an untrusted file: never let bad UTF-8 escape as an exception
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
 
 
 def _scales(tensor) -> list[float]:
@@ -203,6 +204,11 @@ def find_io(tflite_bytes: bytes | schema.ModelT) -> dict[str, IoTensor]:
     def widths(indices):
         result = []
         for index in indices:
+            if not 0 <= index < len(graph.tensors or []):
+                raise KwsError(f"step model input/output {index} names no tensor")
+            if graph.tensors[index].shape is None:
+                raise KwsError(f"step model tensor {_text(graph.tensors[index].name)} has no "
+                               "shape, expected [1, n]")
             shape = [int(d) for d in graph.tensors[index].shape]
             if len(shape) != 2 or shape[0] != 1:
                 raise KwsError(f"step model tensor {_text(graph.tensors[index].name)} has shape "

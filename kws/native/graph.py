@@ -37,6 +37,30 @@ SUPPORTED_OPS = ARITHMETIC_OPS | COPY_OPS
 _ACTIVATION_NAMES = {v: k for k, v in vars(schema.ActivationFunctionType).items()
                      if not k.startswith("_")}
 
+# Reader bounds (a corrupt file is a KwsError, never an IndexError or a huge allocation): no
+# microcontroller model comes near these.
+MAX_TENSOR_BYTES = 1 << 24
+# Operands each op needs at least (inputs, outputs); FULLY_CONNECTED's bias is optional.
+_MIN_OPERANDS = {
+    "FULLY_CONNECTED": (2, 1), "ADD": (2, 1), "SUB": (2, 1), "MUL": (2, 1), "LOGISTIC": (1, 1),
+    "TANH": (1, 1), "RESHAPE": (1, 1), "SPLIT": (2, 1), "SPLIT_V": (3, 1),
+    "CONCATENATION": (1, 1), "STRIDED_SLICE": (4, 1),
+}
+# The builtin options class each op's options must be (when present).
+_OPTIONS_TYPES = {
+    "FULLY_CONNECTED": schema.FullyConnectedOptionsT, "ADD": schema.AddOptionsT,
+    "SUB": schema.SubOptionsT, "MUL": schema.MulOptionsT, "SPLIT": schema.SplitOptionsT,
+    "SPLIT_V": schema.SplitVOptionsT, "CONCATENATION": schema.ConcatenationOptionsT,
+    "STRIDED_SLICE": schema.StridedSliceOptionsT, "RESHAPE": schema.ReshapeOptionsT,
+}
+
+
+def _name(value, what: str) -> str:
+    try:
+        return _text(value)
+    except UnicodeDecodeError:
+        raise KwsError(f"{what}: its name is not UTF-8 text") from None
+
 
 @dataclass(frozen=True, eq=False)
 class Tensor:
@@ -146,35 +170,56 @@ class Graph:
 
 def _tensor(model, graph, index: int) -> Tensor:
     t = graph.tensors[index]
+    name = _name(t.name, f"tensor {index}")
     type_name = _TYPE_NAMES.get(t.type, str(t.type))
     if type_name not in _NUMPY_DTYPES:
-        raise KwsError(f"tensor {index} ({_text(t.name)}) has type {type_name}, which the native "
+        raise KwsError(f"tensor {index} ({name}) has type {type_name}, which the native "
                        "backend does not handle")
     dtype = _NUMPY_DTYPES[type_name]
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
+    itemsize = np.dtype(dtype).itemsize
+    if any(d < 0 for d in shape) or (
+            itemsize * int(np.prod([min(d, MAX_TENSOR_BYTES + 1) for d in shape], dtype=object))
+            > MAX_TENSOR_BYTES):
+        raise KwsError(f"tensor {index} ({name}) has shape {list(shape)}: negative (dynamic) "
+                       f"sizes or more than {MAX_TENSOR_BYTES} bytes are not supported")
     data = None
-    if _is_constant(model, t):
+    if model.buffers is not None and _is_constant(model, t):
         raw = np.asarray(model.buffers[t.buffer].data, np.uint8).tobytes()
+        if len(raw) % itemsize:
+            raise KwsError(f"constant tensor {index} ({name}) holds {len(raw)} bytes, not a "
+                           f"whole number of {dtype} values")
         values = np.frombuffer(raw, np.dtype(dtype).newbyteorder("<"))
         expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if values.size != expected:
-            raise KwsError(f"constant tensor {index} ({_text(t.name)}) holds {values.size} values "
+            raise KwsError(f"constant tensor {index} ({name}) holds {values.size} values "
                            f"for shape {list(shape)}")
         data = values.astype(dtype).reshape(shape)
         data.setflags(write=False)
     q = t.quantization
+    scales = tuple(float(np.float32(s)) for s in _scales(t))
+    zero_points = tuple(int(z) for z in _zero_points(t))
+    quantized_dimension = int(q.quantizedDimension) if q is not None else 0
+    if not all(np.isfinite(s) and s > 0 for s in scales):
+        raise KwsError(f"tensor {index} ({name}) has a scale that is not a positive finite "
+                       "number")
+    if not all(-(1 << 31) <= z < (1 << 31) for z in zero_points):
+        raise KwsError(f"tensor {index} ({name}) has a zero point outside int32")
+    if len(scales) > 1 and not 0 <= quantized_dimension < len(shape):
+        raise KwsError(f"tensor {index} ({name}) is quantized per channel along dimension "
+                       f"{quantized_dimension}, which its shape {list(shape)} does not have")
     return Tensor(
-        index=index, name=_text(t.name), shape=shape, dtype=dtype,
-        scales=tuple(float(np.float32(s)) for s in _scales(t)),
-        zero_points=tuple(int(z) for z in _zero_points(t)),
-        quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
-        data=data,
+        index=index, name=name, shape=shape, dtype=dtype, scales=scales,
+        zero_points=zero_points, quantized_dimension=quantized_dimension, data=data,
     )
 
 
 def _constant_ints(tensors, index: int, op_label: str, what: str) -> tuple[int, ...]:
     if index < 0 or tensors[index].data is None:
         raise KwsError(f"{op_label}: its {what} must be a constant tensor")
+    if not np.issubdtype(tensors[index].data.dtype, np.integer):
+        raise KwsError(f"{op_label}: its {what} must be an integer tensor, not "
+                       f"{tensors[index].dtype}")
     return tuple(int(v) for v in np.asarray(tensors[index].data).reshape(-1))
 
 
@@ -202,6 +247,9 @@ def _positive_axis(axis: int, rank: int, op_label: str) -> int:
 
 def _options(name: str, op, tensors, inputs: tuple[int, ...], op_label: str) -> OpOptions:
     opts = op.builtinOptions
+    if opts is not None and name in _OPTIONS_TYPES and not isinstance(opts, _OPTIONS_TYPES[name]):
+        raise KwsError(f"{op_label}: its options are {type(opts).__name__[:-1]}, not "
+                       f"{_OPTIONS_TYPES[name].__name__[:-1]}")
     if name == "FULLY_CONNECTED":
         if opts is not None and int(getattr(opts, "weightsFormat", 0) or 0) != 0:
             raise KwsError(f"{op_label}: shuffled weights format is not supported")
@@ -247,6 +295,13 @@ def _options(name: str, op, tensors, inputs: tuple[int, ...], op_label: str) -> 
     raise KwsError(f"{op_label}: not supported by the native backend")
 
 
+def _check_indices(indices, n_tensors: int, what: str, optional: bool = False) -> None:
+    """Every index names a tensor (-1, an omitted operand, only where `optional`)."""
+    for i in indices:
+        if not (0 <= i < n_tensors or (optional and i == -1)):
+            raise KwsError(f"{what} refer to tensor {i}, but the model has {n_tensors} tensors")
+
+
 def parse_model(tflite_bytes: bytes | schema.ModelT) -> Graph:
     """The model's single subgraph as a Graph; KwsError for anything the backend cannot run."""
     model = tflite_bytes if isinstance(tflite_bytes, schema.ModelT) else read_model(tflite_bytes)
@@ -257,17 +312,32 @@ def parse_model(tflite_bytes: bytes | schema.ModelT) -> Graph:
     tensors = tuple(_tensor(model, sub, i) for i in range(len(sub.tensors or [])))
     inputs = tuple(int(i) for i in (sub.inputs if sub.inputs is not None else []))
     outputs = tuple(int(i) for i in (sub.outputs if sub.outputs is not None else []))
+    _check_indices(inputs, len(tensors), "the model inputs")
+    _check_indices(outputs, len(tensors), "the model outputs")
+    n_codes = len(model.operatorCodes or [])
 
     written = set(inputs)
     ops = []
     for index, op in enumerate(sub.operators or []):
-        name = builtin_name(model, op.opcodeIndex)
+        if not 0 <= op.opcodeIndex < n_codes:
+            raise KwsError(f"op {index} has operator code {op.opcodeIndex}, but the model has "
+                           f"{n_codes}")
+        try:
+            name = builtin_name(model, op.opcodeIndex)
+        except UnicodeDecodeError:
+            raise KwsError(f"op {index}: its custom code is not UTF-8 text") from None
         label = f"{name} (op {index})"
         if name not in SUPPORTED_OPS:
             raise KwsError(f"{label} is not supported by the native backend (it runs "
                            f"{', '.join(sorted(SUPPORTED_OPS))})")
         op_inputs = tuple(int(i) for i in (op.inputs if op.inputs is not None else []))
         op_outputs = tuple(int(i) for i in (op.outputs if op.outputs is not None else []))
+        _check_indices(op_inputs, len(tensors), f"{label} inputs", optional=True)
+        _check_indices(op_outputs, len(tensors), f"{label} outputs")
+        min_inputs, min_outputs = _MIN_OPERANDS[name]
+        if len(op_inputs) < min_inputs or len(op_outputs) < min_outputs:
+            raise KwsError(f"{label} has {len(op_inputs)} inputs and {len(op_outputs)} outputs; "
+                           f"it needs at least {min_inputs} and {min_outputs}")
         for t in op_inputs:
             if t >= 0 and not tensors[t].is_constant and t not in written:
                 raise KwsError(f"{label} reads {tensors[t].label()} before any op writes it; "
