@@ -154,29 +154,32 @@ def test_bad_board_file_stops_generate(bundle, tmp_path):
 
 # --- bundles ----------------------------------------------------------------------------------
 
+def edited_copy(bundle: Path, dest: Path, tflite: bytes | None = None, **manifest) -> Path:
+    """A copy of the bundle with a replaced model (its sha256 kept consistent) and/or manifest
+    fields."""
+    shutil.copytree(bundle, dest)
+    m = json.loads((dest / "manifest.json").read_text())
+    if tflite is not None:
+        (dest / "model.tflite").write_bytes(tflite)
+        m["model_sha256"] = hashlib.sha256(tflite).hexdigest()
+    m.update(manifest)
+    (dest / "manifest.json").write_text(json.dumps(m))
+    return dest
+
+
 def test_manifest_from_a_newer_schema(bundle, tmp_path):
-    newer = tmp_path / "newer"
-    shutil.copytree(bundle, newer)
-    m = json.loads((newer / "manifest.json").read_text())
-    m["schema_version"] = 99
-    (newer / "manifest.json").write_text(json.dumps(m))
+    newer = edited_copy(bundle, tmp_path / "newer", schema_version=99)
     one_error_line(kws("generate", "--model", newer, "--board", "qemu_m4", "--out", tmp_path / "p"),
                    "manifest.json", "schema 99 is newer")
     assert not (tmp_path / "p").exists()
 
 
 def test_tflite_with_an_unsupported_op(bundle, tmp_path):
-    bad = tmp_path / "bad"
-    shutil.copytree(bundle, bad)
-    model = read_model((bad / "model.tflite").read_bytes())
+    model = read_model((bundle / "model.tflite").read_bytes())
     for code in model.operatorCodes:
         if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.TANH:
             code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.HARD_SWISH
-    data = pack_model(model)
-    (bad / "model.tflite").write_bytes(data)
-    m = json.loads((bad / "manifest.json").read_text())
-    m["model_sha256"] = hashlib.sha256(data).hexdigest()
-    (bad / "manifest.json").write_text(json.dumps(m))
+    bad = edited_copy(bundle, tmp_path / "bad", tflite=pack_model(model))
     one_error_line(kws("generate", "--model", bad, "--board", "qemu_m4", "--out", tmp_path / "p"),
                    "HARD_SWISH", "is not supported")
     assert not (tmp_path / "p").exists()

@@ -82,10 +82,15 @@ def confusion_png(confusion: Sequence[Sequence[int]] | np.ndarray, labels: Seque
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=font - 1,
                         color=color)
         ax.set_title(f"{title}\naccuracy {accuracy * 100:.1f}% on {total} clips", fontsize=12)
-        fig.tight_layout()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-        except OSError as exc:
-            raise KwsError(f"{path}: cannot write the confusion plot ({exc.strerror})") from None
+        save_png(fig, path, "confusion plot")
     return path
+
+
+def save_png(fig, path: Path, what: str, dpi: int = DPI) -> None:
+    """Lay out and write a figure as a byte-stable PNG (no software tag); one-line error."""
+    fig.tight_layout()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
+    except OSError as exc:
+        raise KwsError(f"{path}: cannot write the {what} ({exc.strerror})") from None

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.errors import KwsError
+from kws.report.plots import save_png
 
 DPI = 100
 
@@ -86,10 +87,5 @@ def roc_png(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: st
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(title, fontsize=12)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, borderaxespad=0)
-        fig.tight_layout()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-        except OSError as exc:
-            raise KwsError(f"{path}: cannot write the ROC plot ({exc.strerror})") from None
+        save_png(fig, path, "ROC plot", DPI)
     return path

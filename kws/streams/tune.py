@@ -328,6 +328,7 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
     cur_t = tally(test.runs[cur.resets], cur_cfg, tolerance_s)
     test_sweep = sweep(test.runs[s.resets], cfg, tolerance_s=tolerance_s)
     recommend, reason = _recommendation(met, t_t, cur_t, max_fa_per_hour, s, cur)
+    units = unit_costs(bundle)  # measured once in QEMU, shared by both cost figures
     result = TuneResult(
         model=str(bundle.folder), model_sha256=m.model_sha256, max_fa_per_hour=max_fa_per_hour,
         tolerance_s=tolerance_s,
@@ -338,8 +339,7 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
         validation=v_t.as_dict(), test=t_t.as_dict(),
         current={"resets": cur.resets, "recognizer": cur.recognizer(),
                  "validation": cur_v.as_dict(), "test": cur_t.as_dict()},
-        cost={"chosen": cost(s.resets, units=unit_costs(bundle)),
-              "current": cost(cur.resets, units=unit_costs(bundle))},
+        cost={"chosen": cost(s.resets, units=units), "current": cost(cur.resets, units=units)},
         audio={"validation": val.info, "test": test.info},
         grid={"settings": len(rows), "ks": list(ks), "windows_ms": list(WINDOWS_MS),
               "suppression_ms": list(SUPPRESSION_MS), "minimum_counts": list(MIN_COUNTS),
