@@ -90,6 +90,10 @@ class AugmentConfig(Frozen):
     new defaults have not been cross-validated yet (`kws bench --cv --train-only build/synth`).
     """
 
+    speed_prob: float = Field(0.0, ge=0, le=1, description="resample the clip about its centre")
+    speed_range: tuple[float, float] = Field(
+        (0.85, 1.15), description="playback-rate factors: >1 = faster and higher-pitched"
+    )
     shift_prob: float = Field(0.9, ge=0, le=1)
     shift_max_ms: float = Field(400.0, ge=0, description="circular-free shift, zero filled")
     gain_prob: float = Field(0.0, ge=0, le=1)
@@ -109,12 +113,14 @@ class AugmentConfig(Frozen):
 
     @model_validator(mode="after")
     def _ranges(self) -> "AugmentConfig":
-        for name in ("gain_db", "snr_db", "rt60_s"):
+        for name in ("gain_db", "snr_db", "rt60_s", "speed_range"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"{name}: low {lo} is above high {hi}")
         if self.rt60_s[0] <= 0:
             raise ValueError("rt60_s must be positive")
+        if self.speed_range[0] <= 0:
+            raise ValueError("speed_range must be positive")
         return self
 
 
