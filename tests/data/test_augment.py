@@ -15,7 +15,7 @@ from kws.data.augment import (
 
 SR = 16000
 S = 16000
-OFF = {"shift_prob": 0, "gain_prob": 0, "noise_prob": 0, "reverb_prob": 0, "specaug_prob": 0}
+OFF = {"speed_prob": 0, "shift_prob": 0, "gain_prob": 0, "noise_prob": 0, "reverb_prob": 0, "specaug_prob": 0}
 
 
 def cfg(**overrides) -> AugmentConfig:
@@ -51,7 +51,7 @@ def clips() -> np.ndarray:
     return np.clip(x, -1, 1)
 
 
-ALL_ON = {"shift_prob": 1, "gain_prob": 1, "noise_prob": 1, "reverb_prob": 1, "specaug_prob": 1}
+ALL_ON = {"speed_prob": 1, "shift_prob": 1, "gain_prob": 1, "noise_prob": 1, "reverb_prob": 1, "specaug_prob": 1}
 
 
 # ---------------------------------------------------------------- waveform stage
@@ -180,6 +180,41 @@ def test_shift_is_bounded_and_zero_filled():
     shifts = np.array(shifts)
     assert np.abs(shifts).max() <= max_samples
     assert shifts.min() < -max_samples // 2 and shifts.max() > max_samples // 2
+
+
+def _peak_hz(row: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(row * np.hanning(len(row))))
+    return float(np.argmax(spectrum) * SR / len(row))
+
+
+def test_speed_scales_pitch_and_duration_about_the_centre():
+    t = np.arange(S) / SR
+    burst = np.zeros(S, np.float32)
+    burst[6000:10000] = np.sin(2 * np.pi * 500 * t[:4000])  # 250 ms of 500 Hz, centred
+    batch = np.tile(burst, (64, 1))
+    out = Augmenter(cfg(speed_prob=1, speed_range=(0.8, 1.25))).audio(batch, rng(3))
+    rates = []
+    for row in out:
+        active = np.flatnonzero(np.abs(row) > 1e-3)
+        centre = (active[0] + active[-1]) / 2
+        assert abs(centre - (S - 1) / 2) < 30  # stays centred
+        rate = 4000 / (active[-1] - active[0] + 1)
+        np.testing.assert_allclose(_peak_hz(row), 500 * rate, rtol=0.02)  # pitch moves with it
+        rates.append(rate)
+    assert min(rates) >= 0.8 - 0.01 and max(rates) <= 1.25 + 0.01
+    assert max(rates) - min(rates) > 0.25
+
+
+def test_speed_rate_one_is_identity(clips):
+    out = Augmenter(cfg(speed_prob=1, speed_range=(1.0, 1.0))).audio(clips, rng(4))
+    np.testing.assert_allclose(out, clips, atol=1e-6)
+
+
+def test_speed_range_must_be_positive_and_ordered():
+    with pytest.raises(ValueError):
+        AugmentConfig(speed_range=(0.0, 1.1))
+    with pytest.raises(ValueError):
+        AugmentConfig(speed_range=(1.2, 0.9))
 
 
 def test_gain_within_range(clips):
