@@ -29,6 +29,10 @@ class TrainConfig(Frozen):
     warmup_epochs: int = Field(1, ge=0)
     clip_global_norm: float = Field(1.0, gt=0)
     label_smoothing: float = Field(0.05, ge=0, lt=1)
+    ema_momentum: float = Field(
+        0.0, ge=0, lt=1, description="validate, checkpoint and export an exponential moving "
+        "average of the weights (per step; 0 = off, 0.995 = about the last 200 steps)"
+    )
     balance: Literal["weights", "sampling", "none"] = Field(
         "sampling", description="class balancing: loss weights, balanced batches, or none"
     )

@@ -142,7 +142,9 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
         warmup_steps=warmup,
     )
     model.model.compile(
-        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.clip_global_norm),
+        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=config.clip_global_norm,
+                                        use_ema=config.ema_momentum > 0,
+                                        ema_momentum=config.ema_momentum or 0.99),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                   label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
@@ -151,12 +153,17 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
         model.model.optimizer.iterations.assign(start_epoch * steps)
     val = prep.splits["validation"]
     val_y = keras.utils.to_categorical(val.labels, labels).astype(np.float32)
+    callbacks = [_Checkpoint(ckpt, config.patience, result, on_epoch)]
+    if config.ema_momentum > 0:
+        # Swapped in before validation and before the checkpoint sees the epoch's end, so the
+        # averaged weights are what is scored, kept and exported.
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     started = time.perf_counter()
     try:
         if start_epoch < config.epochs:
             model.model.fit(batches, epochs=config.epochs, initial_epoch=start_epoch,
                             validation_data=(val.features, val_y), verbose=0,
-                            callbacks=[_Checkpoint(ckpt, config.patience, result, on_epoch)])
+                            callbacks=callbacks)
     except KeyboardInterrupt:
         result.interrupted = True
     result.seconds = time.perf_counter() - started

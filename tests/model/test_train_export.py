@@ -196,3 +196,31 @@ def test_same_seed_same_bundle_bytes(tiny_run, tiny_data, tmp_path):
     for name in ("model.tflite", "manifest.json"):
         assert hashlib.sha256((again / name).read_bytes()).hexdigest() == \
             hashlib.sha256((out / name).read_bytes()).hexdigest(), name
+
+
+def test_ema_weights_are_what_is_validated_and_kept(tiny_data, tiny_config, tmp_path):
+    import keras
+
+    from kws.model.prepare import prepare
+    from kws.model.train import train
+
+    config = tiny_config.model_copy(update={"ema_momentum": 0.9, "epochs": 2})
+    prep = prepare([tiny_data], config)
+    result = train(prep, config, tmp_path)
+    optimizer = result.model.model.optimizer
+    averaged = [np.asarray(v) for v in optimizer._model_variables_moving_average]
+    kept = result.model.model.get_weights()
+    raw = [np.asarray(v) for v in optimizer._trainable_variables]
+    # The model ends with the best epoch's averaged weights (epoch 2's average or epoch 1's)
+    best = keras.models.clone_model(result.model.model)
+    best.load_weights(tmp_path / "checkpoints" / "best.weights.h5")
+    for a, b in zip(best.get_weights(), kept):
+        np.testing.assert_array_equal(a, b)
+    if result.best_epoch == 2:
+        for a, b in zip(averaged, kept):
+            np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(averaged, raw))
+    val = prep.splits["validation"]
+    scored = float(np.mean(result.model.model.predict(val.features, verbose=0).argmax(1)
+                           == val.labels))
+    assert scored == pytest.approx(result.best_val_accuracy, abs=1e-6)
