@@ -90,7 +90,7 @@ class AugmentConfig(Frozen):
     new defaults have not been cross-validated yet (`kws bench --cv --train-only build/synth`).
     """
 
-    speed_prob: float = Field(0.0, ge=0, le=1, description="resample the clip about its centre")
+    speed_prob: float = Field(0.8, ge=0, le=1, description="resample the clip about its centre")
     speed_range: tuple[float, float] = Field(
         (0.85, 1.15), description="playback-rate factors: >1 = faster and higher-pitched"
     )
