@@ -246,10 +246,10 @@ def _change_speed(clips: np.ndarray, rates: np.ndarray) -> np.ndarray:
     k, s = clips.shape
     centre = (s - 1) / 2.0
     out = np.zeros_like(clips)
-    t = np.arange(s, dtype=np.float64) - centre
+    positions = np.arange(s, dtype=np.float64)
     for i in range(k):
-        src = centre + t * rates[i]
-        out[i] = np.interp(src, np.arange(s), clips[i], left=0.0, right=0.0)
+        src = centre + (positions - centre) * rates[i]
+        out[i] = np.interp(src, positions, clips[i], left=0.0, right=0.0)
     return out
 
 
