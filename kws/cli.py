@@ -46,6 +46,17 @@ def _root(
     _state["verbose"] = verbose
 
 
+def _int_list(text: str, flag: str) -> list[int]:
+    """"0,2" -> [0, 2], or a one-line error naming the flag."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise KwsError(f"{flag} {text}: give whole numbers separated by commas, e.g. 0,1") from None
+    if not values:
+        raise KwsError(f"{flag}: give at least one number")
+    return values
+
+
 def _emit_json(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, indent=None, sort_keys=False) + "\n")
 
@@ -201,6 +212,10 @@ def bench(
     model: Annotated[Path, typer.Option(help="Bundle whose model is measured in QEMU.")] = Path("runs/default"),
     train_only: Annotated[Optional[list[Path]], typer.Option("--train-only", help="Extra training-only folder for cross-validation (e.g. `kws synth` output).")] = None,
     table: Annotated[Optional[Path], typer.Option("--table", help="Print the README's markdown tables from a saved `kws bench --json` file and exit.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Cross-validation folds trained side by side (separate processes).")] = 1,
+    folds: Annotated[Optional[str], typer.Option("--folds", help="Run only these cross-validation folds, e.g. 0,1.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Training config (YAML/TOML) for cross-validation.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a cross-validation training setting: key=value (dotted), repeatable.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Benchmarks as one JSON: accuracy per backend, streaming FRR/FA-h, per-board cost on the
@@ -217,8 +232,13 @@ def bench(
         return
     from kws.bench import run_all
 
+    from kws.model.config import load_train_config, parse_set
+
+    cv_config = load_train_config(str(config) if config else None, parse_set(overrides or []))
+    cv_folds = _int_list(folds, "--folds") if folds else None
     result = run_all(cv=cv, data=data_dirs or [], model=str(model), train_only=train_only or [],
-                     progress=lambda msg: err.print(msg))
+                     progress=lambda msg: err.print(msg), cv_config=cv_config, cv_jobs=jobs,
+                     cv_folds=cv_folds)
     if json_out:
         _emit_json(result)
     else:

@@ -222,3 +222,14 @@ def test_read_only_output_folder(bundle, tmp_path, monkeypatch):
         project.generate(bundle, "qemu_m4", tmp_path / "ro")
     monkeypatch.undo()
     assert not any((tmp_path / "ro").rglob("*.c"))
+
+
+# --- benchmark options ------------------------------------------------------------------------
+@pytest.mark.parametrize("args, needles", [
+    (["--folds", "0,x"], ["--folds 0,x", "whole numbers"]),
+    (["--set", "model.unitz=3"], ["unitz"]),
+])
+def test_bad_cross_validation_options(args, needles, tmp_path):
+    """Rejected before any benchmark runs (no model is measured, nothing is written)."""
+    one_error_line(kws("bench", "--cv", "--model", tmp_path / "none", *args, cwd=tmp_path), *needles)
+    assert not any(tmp_path.iterdir())

@@ -35,3 +35,34 @@ def test_train_only_folders_stay_in_training(tiny_data, tmp_path):
     assert extras and all(c.split == "train" and extra in c.path.parents for c in extras)
     for k in range(5):
         assert all(c.split == "train" for c in fold_dataset(base, k, 5).clips if c.train_only)
+
+
+def test_folds_side_by_side_score_each_requested_fold(tiny_data, tiny_config):
+    """Two folds in two spawned processes: each row is the fold asked for, scored on its own
+    test speakers, and the means are over exactly those rows."""
+    from kws.crossval import cross_validate
+
+    logged = []
+    result = cross_validate([tiny_data], tiny_config, folds=5, jobs=2, only=[3, 1],
+                            log=logged.append)
+    assert result["folds_run"] == [1, 3] and [r["fold"] for r in result["folds"]] == [1, 3]
+    base = index_folders([tiny_data], tiny_config.data)
+    for row in result["folds"]:
+        expected = sum(c.split == "test" for c in fold_dataset(base, row["fold"], 5).clips)
+        assert row["test_clips"] == expected > 0
+        assert 0 <= row["int8_tflm_accuracy"] <= 1
+    mean = sum(r["int8_tflm_accuracy"] for r in result["folds"]) / 2
+    assert abs(result["mean_int8_tflm_accuracy"] - mean) < 1e-12
+    assert len([m for m in logged if m.startswith("cv fold")]) == 2
+
+
+def test_cross_validation_rejects_bad_fold_requests(tiny_data, tiny_config):
+    import pytest
+
+    from kws.crossval import cross_validate
+    from kws.errors import KwsError
+
+    with pytest.raises(KwsError, match="must be in 0..4"):
+        cross_validate([tiny_data], tiny_config, folds=5, only=[5])
+    with pytest.raises(KwsError, match="jobs must be >= 1"):
+        cross_validate([tiny_data], tiny_config, folds=5, jobs=0)
