@@ -96,6 +96,10 @@ class AugmentConfig(Frozen):
     )
     shift_prob: float = Field(0.9, ge=0, le=1)
     shift_max_ms: float = Field(400.0, ge=0, description="circular-free shift, zero filled")
+    shift_keep_db: float | None = Field(
+        None, gt=0, description="limit each clip's shift so its frames within this many dB of "
+        "the loudest (the word) stay inside the clip; None = shift blindly"
+    )
     gain_prob: float = Field(0.0, ge=0, le=1)
     gain_db: tuple[float, float] = (-12.0, 6.0)
     noise_prob: float = Field(0.8, ge=0, le=1)

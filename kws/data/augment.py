@@ -119,7 +119,8 @@ class Augmenter:
 
         Per clip, in this order and each with its probability: speed change (resampled about
         the centre, rate from speed_range), time shift (zero filled, up
-        to shift_max_ms either way), gain, reverb (level matched to the dry clip), and
+        to shift_max_ms either way; with shift_keep_db never so far that the word leaves the
+        clip), gain, reverb (level matched to the dry clip), and
         background noise at an SNR drawn from snr_db relative to the clip's speech power.
         """
         _check_rng(rng)
@@ -139,7 +140,14 @@ class Augmenter:
         shift_on = rng.random(n) < cfg.shift_prob
         if shift_on.any():
             max_shift = min(s, round(cfg.shift_max_ms * self.sample_rate_hz / 1000.0))
-            shifts = rng.integers(-max_shift, max_shift + 1, n) * shift_on
+            if cfg.shift_keep_db is None:
+                shifts = rng.integers(-max_shift, max_shift + 1, n)
+            else:  # uniform over the shifts that keep the word inside (0 if none do)
+                first, last = speech_span(x, cfg.shift_keep_db, self.sample_rate_hz)
+                low = np.minimum(np.maximum(-max_shift, -first), 0)
+                high = np.maximum(np.minimum(max_shift, s - last), 0)
+                shifts = rng.integers(low, high + 1)
+            shifts = shifts * shift_on
             x = _shift(x, shifts)
 
         gain_on = rng.random(n) < cfg.gain_prob
@@ -270,6 +278,23 @@ def speech_power(clips: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.
     count = active.sum(axis=1)
     total = np.where(active, power, 0.0).sum(axis=1)
     return np.divide(total, count, out=np.zeros(k), where=count > 0)
+
+
+def speech_span(clips: np.ndarray, active_db: float,
+                sample_rate_hz: int = SAMPLE_RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip, [first, last) sample of the frames within `active_db` of its loudest
+    SPEECH_FRAME_MS frame (the word, for a keyword clip). All-zero clips: (0, 0)."""
+    clips = np.asarray(clips)
+    k, s = clips.shape
+    frame = max(1, min(s, round(SPEECH_FRAME_MS * sample_rate_hz / 1000.0)))
+    n_frames = s // frame
+    power = np.mean(clips[:, : n_frames * frame].astype(np.float64).reshape(k, n_frames, frame) ** 2,
+                    axis=2)
+    active = (power >= power.max(axis=1, keepdims=True) * 10.0 ** (-active_db / 10.0)) & (power > 0)
+    any_active = active.any(axis=1)
+    first = np.where(any_active, active.argmax(axis=1) * frame, 0)
+    last = np.where(any_active, (n_frames - active[:, ::-1].argmax(axis=1)) * frame, 0)
+    return first, last
 
 
 def _colored_noise_batch(

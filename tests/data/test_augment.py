@@ -349,3 +349,35 @@ def test_specaugment_zero_masks_is_identity():
     feats = rng(2).normal(-6, 2, (8, 49, 40)).astype(np.float32)
     aug = Augmenter(cfg(specaug_prob=1, time_masks=0, freq_masks=0))
     np.testing.assert_array_equal(aug.features(feats, rng(0)), feats)
+
+
+def test_shift_that_keeps_the_word_never_pushes_it_out():
+    """A word near the end may only move left past its own length, never out of the clip;
+    one in the middle still moves the full range both ways."""
+    shift_max_ms = 400.0
+    max_samples = int(shift_max_ms * SR / 1000)
+    t = np.arange(S) / SR
+    late, mid = np.zeros(S, np.float32), np.zeros(S, np.float32)
+    late[12000:15000] = 0.5 * np.sin(2 * np.pi * 700 * t[:3000])  # ends 1000 samples early
+    mid[6000:10000] = 0.5 * np.sin(2 * np.pi * 700 * t[:4000])
+    batch = np.stack([late] * 64 + [mid] * 64)
+    out = Augmenter(cfg(shift_prob=1, shift_max_ms=shift_max_ms, shift_keep_db=20.0)).audio(
+        batch, rng(5))
+    shifts = []
+    for row, src in zip(out, batch):
+        active = np.flatnonzero(np.abs(row) > 1e-3)
+        shifts.append(active[0] - np.flatnonzero(np.abs(src) > 1e-3)[0])
+        assert np.sum(row**2) == pytest.approx(np.sum(src**2), rel=1e-3)  # nothing cut off
+    late_shifts, mid_shifts = np.array(shifts[:64]), np.array(shifts[64:])
+    assert late_shifts.max() <= 1000 and late_shifts.min() < -max_samples // 2
+    assert mid_shifts.min() < -max_samples // 2 and mid_shifts.max() > max_samples // 2
+    assert np.abs(mid_shifts).max() <= max_samples
+
+
+def test_speech_span_finds_the_loud_frames():
+    from kws.data.augment import speech_span
+
+    x = np.zeros((2, S), np.float32)
+    x[0, 3200:6400] = 0.3
+    first, last = speech_span(x, 20.0)
+    assert (first[0], last[0]) == (3200, 6400) and (first[1], last[1]) == (0, 0)
