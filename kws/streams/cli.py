@@ -230,6 +230,7 @@ def tune_cmd(
               f"{cur['test']['frr']:.1%} at {cur['test']['fa_per_hour']:.2f} FA/h")
     out.print(f"cost of K={c['resets']}: {result.cost['chosen']['instructions_per_second']:,} "
               "guest instructions per second of audio")
-    out.print(f"{'apply' if result.recommend_apply else 'do not apply'}: {result.reason}"
-              + (" (applied)" if apply else ""))
+    advice = f"{'apply' if result.recommend_apply else 'do not apply'}: {result.reason}"
+    out.print(f"stored in {Path(model) / 'manifest.json'} (--apply); advice was {advice}" if apply
+              else advice)
     err.print(f"wrote {out_file} and {plot} in {result.wall_s:.0f} s")
