@@ -52,15 +52,17 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, fold: int, folds: int,
     """Train fold `fold` of `folds` and score its test speakers: float and int8 (tflite-micro).
 
     threads > 0 caps TensorFlow's thread pools (parallel folds on a small machine)."""
+    # kws.model first: it sets TensorFlow's environment (oneDNN off) before TF loads
+    from kws.export.bundle import int8_logits, quantize_model
+    from kws.export.manifest import Quant
+    from kws.model.prepare import prepare
+    from kws.model.train import train
+
     if threads:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from kws.export.bundle import int8_logits, quantize_model
-    from kws.export.manifest import Quant
-    from kws.model.prepare import prepare
-    from kws.model.train import train
 
     ds = fold_dataset(index_folders(roots, config.data, train_only=train_only), fold, folds)
     prep = prepare(roots, config, dataset=ds)
