@@ -85,6 +85,18 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, fold: int, folds: int,
     return row
 
 
+def _die_with_parent() -> None:
+    """Fold workers get SIGTERM when the process that started them dies (Linux), so a killed
+    `kws bench` does not leave trainings running on the cores."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: workers finish their fold, then exit
+        pass
+
+
 def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
                    log: Callable[[str], None] = lambda _m: None,
                    train_only: Sequence[Path] = (), jobs: int = 1,
@@ -113,7 +125,8 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         # spawn: a forked TensorFlow runtime is not safe to use in the child
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_die_with_parent) as pool:
             futures = [pool.submit(run_fold, roots, config, k, folds, train_only, 1)
                        for k in wanted]
             rows = sorted((done(f.result()) for f in as_completed(futures)),

@@ -66,3 +66,46 @@ def test_cross_validation_rejects_bad_fold_requests(tiny_data, tiny_config):
         cross_validate([tiny_data], tiny_config, folds=5, only=[5])
     with pytest.raises(KwsError, match="jobs must be >= 1"):
         cross_validate([tiny_data], tiny_config, folds=5, jobs=0)
+
+
+def test_fold_workers_die_with_the_process_that_started_them(tmp_path):
+    """A killed `kws bench` must not leave fold trainings running: the worker initializer asks
+    the kernel for SIGTERM when the parent dies."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    script = tmp_path / "parent.py"  # a file, not -c: spawn re-imports the parent's main module
+    script.write_text(f"""
+import multiprocessing, os, time
+from kws.crossval import _die_with_parent
+def work():
+    _die_with_parent()
+    open({str(pid_file)!r}, "w").write(str(os.getpid()))
+    time.sleep(60)
+if __name__ == "__main__":
+    multiprocessing.get_context("spawn").Process(target=work).start()
+    time.sleep(60)
+""")
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        for _ in range(300):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker outlived its parent")
