@@ -35,7 +35,7 @@ help:
 	@echo "make demo    synthesize/load data and show what kws does today (see README)"
 	@echo "make test    run the test suite"
 	@echo "make train   train the default model into $(RUN) [DATA=folder]"
-	@echo "make bench   benchmarks incl. 5-fold cross-validation (~15 min), JSON in build/bench.json"
+	@echo "make bench   benchmarks incl. 5-fold cross-validation (~30 min, 2 folds at a time), JSON in build/bench.json"
 	@echo "make firmware BOARD=b  generate the PlatformIO project in build/firmware/<b>"
 	@echo "make flash BOARD=b     build and upload it (emulated boards: run it in QEMU on WAV=...)"
 	@echo "make monitor BOARD=b   serial monitor of a real board"
