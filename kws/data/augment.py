@@ -261,39 +261,41 @@ def _change_speed(clips: np.ndarray, rates: np.ndarray) -> np.ndarray:
     return out
 
 
-def speech_power(clips: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """Mean power of each clip's active frames ([N, S] -> [N], float64).
-
-    Frames of SPEECH_FRAME_MS count as active when within SPEECH_ACTIVE_DB of the clip's
-    loudest frame; a trailing partial frame is ignored. All-zero clips give 0.
-    """
+def _active_frames(clips: np.ndarray, active_db: float,
+                   sample_rate_hz: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(power [N, F], active [N, F], frame length): mean power of each whole SPEECH_FRAME_MS
+    frame, and which frames are within `active_db` of their clip's loudest (and not silent)."""
     clips = np.asarray(clips)
     k, s = clips.shape
     frame = max(1, min(s, round(SPEECH_FRAME_MS * sample_rate_hz / 1000.0)))
     n_frames = s // frame
     frames = clips[:, : n_frames * frame].astype(np.float64).reshape(k, n_frames, frame)
     power = np.mean(frames**2, axis=2)
-    active = power >= power.max(axis=1, keepdims=True) * 10.0 ** (-SPEECH_ACTIVE_DB / 10.0)
+    active = power >= power.max(axis=1, keepdims=True) * 10.0 ** (-active_db / 10.0)
     active &= power > 0
+    return power, active, frame
+
+
+def speech_power(clips: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Mean power of each clip's active frames ([N, S] -> [N], float64).
+
+    Frames of SPEECH_FRAME_MS count as active when within SPEECH_ACTIVE_DB of the clip's
+    loudest frame; a trailing partial frame is ignored. All-zero clips give 0.
+    """
+    power, active, _ = _active_frames(clips, SPEECH_ACTIVE_DB, sample_rate_hz)
     count = active.sum(axis=1)
     total = np.where(active, power, 0.0).sum(axis=1)
-    return np.divide(total, count, out=np.zeros(k), where=count > 0)
+    return np.divide(total, count, out=np.zeros(len(power)), where=count > 0)
 
 
 def speech_span(clips: np.ndarray, active_db: float,
                 sample_rate_hz: int = SAMPLE_RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
     """Per clip, [first, last) sample of the frames within `active_db` of its loudest
     SPEECH_FRAME_MS frame (the word, for a keyword clip). All-zero clips: (0, 0)."""
-    clips = np.asarray(clips)
-    k, s = clips.shape
-    frame = max(1, min(s, round(SPEECH_FRAME_MS * sample_rate_hz / 1000.0)))
-    n_frames = s // frame
-    power = np.mean(clips[:, : n_frames * frame].astype(np.float64).reshape(k, n_frames, frame) ** 2,
-                    axis=2)
-    active = (power >= power.max(axis=1, keepdims=True) * 10.0 ** (-active_db / 10.0)) & (power > 0)
+    _, active, frame = _active_frames(clips, active_db, sample_rate_hz)
     any_active = active.any(axis=1)
     first = np.where(any_active, active.argmax(axis=1) * frame, 0)
-    last = np.where(any_active, (n_frames - active[:, ::-1].argmax(axis=1)) * frame, 0)
+    last = np.where(any_active, (active.shape[1] - active[:, ::-1].argmax(axis=1)) * frame, 0)
     return first, last
 
 
