@@ -231,7 +231,6 @@ def bench(
         sys.stdout.write(markdown(saved))
         return
     from kws.bench import run_all
-
     from kws.model.config import load_train_config, parse_set
 
     cv_config = load_train_config(str(config) if config else None, parse_set(overrides or []))

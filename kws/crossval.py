@@ -47,9 +47,10 @@ def fold_dataset(dataset: Dataset, fold: int, folds: int) -> Dataset:
     return Dataset(dataset.config, dataset.roots, clips, dataset.noise_files, list(dataset.problems))
 
 
-def run_fold(roots: Sequence[Path], config: TrainConfig, fold: int, folds: int,
-             train_only: Sequence[Path] = (), threads: int = 0) -> dict:
-    """Train fold `fold` of `folds` and score its test speakers: float and int8 (tflite-micro).
+def run_fold(roots: Sequence[Path], config: TrainConfig, base: Dataset, fold: int, folds: int,
+             threads: int = 0) -> dict:
+    """Train fold `fold` of `folds` of the indexed clips `base` and score its test speakers:
+    float and int8 (tflite-micro).
 
     threads > 0 caps TensorFlow's thread pools (parallel folds on a small machine)."""
     # kws.model first: it sets TensorFlow's environment (oneDNN off) before TF loads
@@ -64,8 +65,7 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, fold: int, folds: int,
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
-    ds = fold_dataset(index_folders(roots, config.data, train_only=train_only), fold, folds)
-    prep = prepare(roots, config, dataset=ds)
+    prep = prepare(roots, config, dataset=fold_dataset(base, fold, folds))
     with tempfile.TemporaryDirectory(prefix="kws-cv-") as tmp:
         result = train(prep, config, Path(tmp))
     test = prep.splits["test"]
@@ -110,7 +110,8 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
         raise KwsError(f"cross-validation: folds {list(only or [])} must be in 0..{folds - 1}")
     if jobs < 1:
         raise KwsError(f"cross-validation: jobs must be >= 1, got {jobs}")
-    roots, train_only = [Path(r) for r in roots], [Path(p) for p in train_only]
+    roots = [Path(r) for r in roots]
+    base = index_folders(roots, config.data, train_only=[Path(p) for p in train_only])
 
     def done(row: dict) -> dict:
         log(f"cv fold {row['fold']}: float {row['float_accuracy']:.4f} int8 "
@@ -119,7 +120,7 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
         return row
 
     if jobs == 1 or len(wanted) == 1:
-        rows = [done(run_fold(roots, config, k, folds, train_only)) for k in wanted]
+        rows = [done(run_fold(roots, config, base, k, folds)) for k in wanted]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -127,7 +128,7 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
         # spawn: a forked TensorFlow runtime is not safe to use in the child
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_die_with_parent) as pool:
-            futures = [pool.submit(run_fold, roots, config, k, folds, train_only, 1)
+            futures = [pool.submit(run_fold, roots, config, base, k, folds, 1)
                        for k in wanted]
             rows = sorted((done(f.result()) for f in as_completed(futures)),
                           key=lambda r: r["fold"])
