@@ -62,8 +62,9 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
         task = bar.add_task("epoch", total=cfg.epochs)
 
         def on_epoch(epoch: int, logs: dict) -> None:
+            phase = "teacher " if logs.get("phase") == "teacher" else ""
             bar.update(task, completed=epoch, description=(
-                f"epoch {epoch}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f} "
+                f"{phase}epoch {epoch}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f} "
                 f"val {logs.get('val_accuracy', 0):.3f}"))
 
         result = train(prep, cfg, out, resume=resume, on_epoch=on_epoch)

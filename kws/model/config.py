@@ -17,10 +17,24 @@ class ModelConfig(Frozen):
     dropout: float = Field(0.1, ge=0, lt=1, description="before the output layer, training only")
 
 
+class DistillConfig(Frozen):
+    """Knowledge distillation: a wider GRU, trained first on the same clips with the same
+    settings, supplies soft targets. The device only ever runs the student (`model.units`)."""
+
+    teacher_units: int | None = Field(
+        None, ge=8, le=512, description="teacher GRU width; None = no distillation"
+    )
+    weight: float = Field(0.5, ge=0, le=1, description="share of the teacher's softened "
+                          "output in every training target (the rest is the one-hot label)")
+    temperature: float = Field(2.0, gt=0, description="teacher logits are divided by this "
+                               "before the softmax (higher = softer targets)")
+
+
 class TrainConfig(Frozen):
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()
+    distill: DistillConfig = DistillConfig()
     features: FeatureParams = FeatureParams()
     epochs: int = Field(120, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -35,6 +49,11 @@ class TrainConfig(Frozen):
     )
     balance: Literal["weights", "sampling", "none"] = Field(
         "sampling", description="class balancing: loss weights, balanced batches, or none"
+    )
+    train_only_share: float | None = Field(
+        None, ge=0, le=1, description="share of each epoch's draws that come from --train-only "
+        "clips (e.g. synthetic voices), each group balanced by class on its own; None = as many "
+        "as their count gives (with `balance: sampling`)"
     )
     patience: int = Field(30, ge=1, description="epochs without validation gain before stopping")
     seed: int = 0

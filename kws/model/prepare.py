@@ -20,6 +20,7 @@ class Split:
     labels: np.ndarray  # int64 [N]
     features: np.ndarray  # float32 [N, T, F], unaugmented
     names: list[str]
+    train_only: np.ndarray | None = None  # bool [N]: clip from a --train-only folder
 
 
 @dataclass
@@ -47,7 +48,8 @@ def prepare(roots: Sequence[Path], config: TrainConfig,
         problems += loaded.problems
         feats = reference.log_mel(loaded.audio, config.features)
         splits[split] = Split(loaded.audio, loaded.labels(dataset.labels), feats,
-                              [c.name for c in loaded.clips])
+                              [c.name for c in loaded.clips],
+                              np.array([c.train_only for c in loaded.clips], dtype=bool))
     if len(splits["train"].labels) == 0:
         raise KwsError(f"{', '.join(map(str, roots))}: no training clips could be read")
     if len(np.unique(splits["train"].labels)) < 2:

@@ -23,21 +23,43 @@ import keras  # noqa: E402  (after kws.model.gru set the TF environment)
 CHECKPOINT_DIR = "checkpoints"
 
 
+def draw_probabilities(labels: np.ndarray, train_only: np.ndarray | None, balanced: bool,
+                       train_only_share: float | None) -> np.ndarray | None:
+    """Probability of each training clip per draw (None = a plain shuffle).
+
+    `balanced`: every class is drawn equally often. `train_only_share`: the --train-only clips
+    (synthetic voices) get this share of all draws and the real clips the rest, each group
+    balanced on its own, so adding synthetic clips does not crowd out the real ones."""
+    n = len(labels)
+    split = (train_only_share is not None and train_only is not None
+             and 0 < int(train_only.sum()) < n)
+    if not balanced and not split:
+        return None
+    groups = [(~train_only, 1.0 - train_only_share), (train_only, train_only_share)] if split \
+        else [(np.ones(n, bool), 1.0)]
+    p = np.zeros(n)
+    for mask, mass in groups:
+        w = np.ones(int(mask.sum()))
+        if balanced:
+            w = 1.0 / np.bincount(labels[mask])[labels[mask]]
+        p[mask] = mass * w / w.sum()
+    return p
+
+
 class AugmentedBatches(keras.utils.PyDataset):
     """Balanced (or plain shuffled) batches, augmented fresh every epoch, deterministic per seed."""
 
-    def __init__(self, prep: Prepared, config: TrainConfig, labels: int, epoch0: int = 0):
+    def __init__(self, prep: Prepared, config: TrainConfig, labels: int, epoch0: int = 0,
+                 teacher: keras.Model | None = None):
         super().__init__()
+        self.teacher = teacher
         self.train = prep.splits["train"]
         self.config = config
         self.labels = labels
         self.augmenter = Augmenter(config.augment, prep.noise, config.features.sample_rate_hz)
         counts = np.bincount(self.train.labels, minlength=labels).astype(np.float64)
-        if config.balance == "sampling":
-            w = 1.0 / counts[self.train.labels]
-            self.sample_p = w / w.sum()
-        else:
-            self.sample_p = None
+        self.sample_p = draw_probabilities(self.train.labels, self.train.train_only,
+                                           config.balance == "sampling", config.train_only_share)
         if config.balance == "weights":
             present = counts > 0
             cw = np.zeros(labels)
@@ -66,6 +88,12 @@ class AugmentedBatches(keras.utils.PyDataset):
         feats = reference.log_mel(audio, self.config.features)
         feats = self.augmenter.features(feats, rng)
         y = keras.utils.to_categorical(self.train.labels[idx], self.labels)
+        if self.teacher is not None:
+            # the teacher hears the very same augmented audio as the student
+            d = self.config.distill
+            t = np.asarray(self.teacher.predict_on_batch(feats.astype(np.float32)), np.float64)
+            t = np.exp((t - t.max(axis=1, keepdims=True)) / d.temperature)
+            y = (1.0 - d.weight) * y + d.weight * t / t.sum(axis=1, keepdims=True)
         w = self.class_weight[self.train.labels[idx]].astype(np.float32)
         return feats.astype(np.float32), y.astype(np.float32), w
 
@@ -114,8 +142,44 @@ class _Checkpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+TEACHER_DIR = "teacher"
+TEACHER_DONE = "done.json"
+
+
+def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool,
+                  on_epoch: Callable[[int, dict], None]) -> keras.Model:
+    """The wider teacher of `config.distill`, trained (or, on resume, reloaded) in
+    RUN/checkpoints/teacher. Ctrl-C here keeps its checkpoints for `--resume`."""
+    from kws.errors import KwsError
+
+    folder = run_dir / CHECKPOINT_DIR / TEACHER_DIR
+    teacher_config = config.model_copy(update={
+        "model": config.model.model_copy(update={"units": config.distill.teacher_units}),
+        "distill": config.distill.model_copy(update={"teacher_units": None}),
+    })
+    done = folder / TEACHER_DONE
+    if resume and done.is_file():
+        labels = len(prep.dataset.labels)
+        frames, bands = prep.splits["train"].features.shape[1:]
+        teacher = gru.build(teacher_config.model, frames, bands, labels, prep.mean, prep.std)
+        teacher.model.load_weights(folder / CHECKPOINT_DIR / "best.weights.h5")
+        return teacher.model
+    result = train(prep, teacher_config, folder, resume=resume,
+                   on_epoch=lambda e, logs: on_epoch(e, {**logs, "phase": "teacher"}))
+    if result.interrupted:
+        raise KwsError(f"{run_dir}: interrupted while training the distillation teacher "
+                       f"(epoch {len(result.history)}); `--resume` continues it")
+    done.write_text(json.dumps({"best_epoch": result.best_epoch,
+                                "best_val_accuracy": result.best_val_accuracy,
+                                "seconds": round(result.seconds, 1)}))
+    return result.model.model
+
+
 def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,
           on_epoch: Callable[[int, dict], None] = lambda _e, _l: None) -> TrainResult:
+    started = time.perf_counter()  # training seconds include the teacher's
+    teacher = (train_teacher(prep, config, run_dir, resume, on_epoch)
+               if config.distill.teacher_units else None)
     keras.utils.set_random_seed(config.seed)
     labels = len(prep.dataset.labels)
     frames, bands = prep.splits["train"].features.shape[1:]
@@ -131,7 +195,7 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
         result.history = progress["history"]
         result.best_epoch = progress["best_epoch"]
         result.best_val_accuracy = progress["best_val_accuracy"]
-    batches = AugmentedBatches(prep, config, labels, epoch0=start_epoch)
+    batches = AugmentedBatches(prep, config, labels, epoch0=start_epoch, teacher=teacher)
     steps = len(batches)
     warmup = config.warmup_epochs * steps
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -158,7 +222,6 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
         # Swapped in before validation and before the checkpoint sees the epoch's end, so the
         # averaged weights are what is scored, kept and exported.
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    started = time.perf_counter()
     try:
         if start_epoch < config.epochs:
             model.model.fit(batches, epochs=config.epochs, initial_epoch=start_epoch,
