@@ -79,6 +79,7 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, base: Dataset, fold: in
         "float_accuracy": float(np.mean(float_pred == test.labels)),
         "int8_tflm_accuracy": float(np.mean(q.argmax(1) == test.labels)),
         "best_epoch": result.best_epoch,
+        "kept_epoch": result.kept_epoch,
         "training_seconds": round(result.seconds, 1),
     }
     row["drop_points"] = 100 * (row["float_accuracy"] - row["int8_tflm_accuracy"])

@@ -106,6 +106,7 @@ def export_bundle(run_dir: Path, prep: Prepared, config: TrainConfig, result: Tr
         "macs_per_step": manifest.macs_per_step,
         "training_seconds": round(result.seconds, 1),
         "best_epoch": result.best_epoch,
+        "kept_epoch": result.kept_epoch,
         "best_val_accuracy": result.best_val_accuracy,
         "interrupted": result.interrupted,
         "history": result.history,

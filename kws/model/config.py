@@ -55,6 +55,11 @@ class TrainConfig(Frozen):
         "clips (e.g. synthetic voices), each group balanced by class on its own; None = as many "
         "as their count gives (with `balance: sampling`)"
     )
+    keep: Literal["best", "last"] = Field(
+        "best", description="weights to keep and export: the epoch with the best validation "
+        "accuracy (early stopping after `patience` epochs without gain), or the last epoch of "
+        "the full cosine schedule (no early stopping; validation is only reported)"
+    )
     patience: int = Field(30, ge=1, description="epochs without validation gain before stopping")
     seed: int = 0
     calibration_clips: int = Field(300, ge=1, description="training clips whose frames and "

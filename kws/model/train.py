@@ -110,16 +110,17 @@ class TrainResult:
     best_val_accuracy: float = 0.0
     seconds: float = 0.0
     interrupted: bool = False
+    kept_epoch: int = 0  # the epoch whose weights the model holds (and the bundle exports)
 
 
 class _Checkpoint(keras.callbacks.Callback):
     """Best weights + progress to RUN/checkpoints after every epoch; early stopping."""
 
-    def __init__(self, folder: Path, patience: int, result: TrainResult,
+    def __init__(self, folder: Path, patience: int | None, result: TrainResult,
                  on_epoch: Callable[[int, dict], None]):
         super().__init__()
         self.folder = folder
-        self.patience = patience
+        self.patience = patience  # None: no early stopping
         self.result = result
         self.on_epoch = on_epoch
 
@@ -138,7 +139,7 @@ class _Checkpoint(keras.callbacks.Callback):
             "best_val_accuracy": self.result.best_val_accuracy, "history": self.result.history,
         }, indent=1))
         self.on_epoch(epoch + 1, logs)
-        if epoch + 1 - self.result.best_epoch >= self.patience:
+        if self.patience is not None and epoch + 1 - self.result.best_epoch >= self.patience:
             self.model.stop_training = True
 
 
@@ -162,7 +163,8 @@ def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bo
         labels = len(prep.dataset.labels)
         frames, bands = prep.splits["train"].features.shape[1:]
         teacher = gru.build(teacher_config.model, frames, bands, labels, prep.mean, prep.std)
-        teacher.model.load_weights(folder / CHECKPOINT_DIR / "best.weights.h5")
+        kept = "last" if config.keep == "last" else "best"
+        teacher.model.load_weights(folder / CHECKPOINT_DIR / f"{kept}.weights.h5")
         return teacher.model
     result = train(prep, teacher_config, folder, resume=resume,
                    on_epoch=lambda e, logs: on_epoch(e, {**logs, "phase": "teacher"}))
@@ -217,7 +219,8 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
         model.model.optimizer.iterations.assign(start_epoch * steps)
     val = prep.splits["validation"]
     val_y = keras.utils.to_categorical(val.labels, labels).astype(np.float32)
-    callbacks = [_Checkpoint(ckpt, config.patience, result, on_epoch)]
+    keep_last = config.keep == "last"
+    callbacks = [_Checkpoint(ckpt, None if keep_last else config.patience, result, on_epoch)]
     if config.ema_momentum > 0:
         # Swapped in before validation and before the checkpoint sees the epoch's end, so the
         # averaged weights are what is scored, kept and exported.
@@ -230,6 +233,11 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
     except KeyboardInterrupt:
         result.interrupted = True
     result.seconds = time.perf_counter() - started
-    if (ckpt / "best.weights.h5").is_file():
+    # an interrupted "last" run is mid-schedule: its best validation epoch is the safer keep
+    if keep_last and not result.interrupted and (ckpt / "last.weights.h5").is_file():
+        model.model.load_weights(ckpt / "last.weights.h5")
+        result.kept_epoch = len(result.history)
+    elif (ckpt / "best.weights.h5").is_file():
         model.model.load_weights(ckpt / "best.weights.h5")
+        result.kept_epoch = result.best_epoch
     return result

@@ -224,3 +224,24 @@ def test_ema_weights_are_what_is_validated_and_kept(tiny_data, tiny_config, tmp_
     scored = float(np.mean(result.model.model.predict(val.features, verbose=0).argmax(1)
                            == val.labels))
     assert scored == pytest.approx(result.best_val_accuracy, abs=1e-6)
+
+
+def test_keep_last_trains_every_epoch_and_keeps_the_final_weights(tiny_data, tmp_path):
+    import keras
+
+    from kws.model.prepare import prepare
+    from kws.model.train import train
+    from tests.model.conftest import TINY
+
+    config = load_train_config(None, {**TINY, "keep": "last", "patience": 1,
+                                      "learning_rate": 0.05})
+    prep = prepare([tiny_data], config)
+    result = train(prep, config, tmp_path)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]  # patience 1 does not stop it
+    assert result.kept_epoch == 3
+    last = keras.models.clone_model(result.model.model)
+    last.load_weights(tmp_path / "checkpoints" / "last.weights.h5")
+    for kept, saved in zip(result.model.model.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(kept, saved)
+    best = train(prep, load_train_config(None, {**TINY, "learning_rate": 0.05}), tmp_path / "b")
+    assert best.kept_epoch == best.best_epoch
