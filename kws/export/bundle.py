@@ -107,6 +107,7 @@ def export_bundle(run_dir: Path, prep: Prepared, config: TrainConfig, result: Tr
         "training_seconds": round(result.seconds, 1),
         "best_epoch": result.best_epoch,
         "kept_epoch": result.kept_epoch,
+        "teacher": result.teacher,
         "best_val_accuracy": result.best_val_accuracy,
         "interrupted": result.interrupted,
         "history": result.history,

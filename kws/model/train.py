@@ -111,6 +111,7 @@ class TrainResult:
     seconds: float = 0.0
     interrupted: bool = False
     kept_epoch: int = 0  # the epoch whose weights the model holds (and the bundle exports)
+    teacher: dict | None = None  # distillation teacher's summary (width, epochs, seconds)
 
 
 class _Checkpoint(keras.callbacks.Callback):
@@ -148,9 +149,10 @@ TEACHER_DONE = "done.json"
 
 
 def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool,
-                  on_epoch: Callable[[int, dict], None]) -> keras.Model:
+                  on_epoch: Callable[[int, dict], None]) -> tuple[keras.Model, dict]:
     """The wider teacher of `config.distill`, trained (or, on resume, reloaded) in
-    RUN/checkpoints/teacher. Ctrl-C here keeps its checkpoints for `--resume`."""
+    RUN/checkpoints/teacher, and its summary for the report. Ctrl-C here keeps its
+    checkpoints for `--resume`."""
     from kws.errors import KwsError
 
     folder = run_dir / CHECKPOINT_DIR / TEACHER_DIR
@@ -165,28 +167,29 @@ def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bo
         teacher = gru.build(teacher_config.model, frames, bands, labels, prep.mean, prep.std)
         kept = "last" if config.keep == "last" else "best"
         teacher.model.load_weights(folder / CHECKPOINT_DIR / f"{kept}.weights.h5")
-        return teacher.model
+        return teacher.model, json.loads(done.read_text())
     result = train(prep, teacher_config, folder, resume=resume,
                    on_epoch=lambda e, logs: on_epoch(e, {**logs, "phase": "teacher"}))
     if result.interrupted:
         raise KwsError(f"{run_dir}: interrupted while training the distillation teacher "
                        f"(epoch {len(result.history)}); `--resume` continues it")
-    done.write_text(json.dumps({"best_epoch": result.best_epoch,
-                                "best_val_accuracy": result.best_val_accuracy,
-                                "seconds": round(result.seconds, 1)}))
-    return result.model.model
+    summary = {"units": config.distill.teacher_units, "best_epoch": result.best_epoch,
+               "kept_epoch": result.kept_epoch, "best_val_accuracy": result.best_val_accuracy,
+               "seconds": round(result.seconds, 1)}
+    done.write_text(json.dumps(summary))
+    return result.model.model, summary
 
 
 def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,
           on_epoch: Callable[[int, dict], None] = lambda _e, _l: None) -> TrainResult:
     started = time.perf_counter()  # training seconds include the teacher's
-    teacher = (train_teacher(prep, config, run_dir, resume, on_epoch)
-               if config.distill.teacher_units else None)
+    teacher, teacher_summary = (train_teacher(prep, config, run_dir, resume, on_epoch)
+                                if config.distill.teacher_units else (None, None))
     keras.utils.set_random_seed(config.seed)
     labels = len(prep.dataset.labels)
     frames, bands = prep.splits["train"].features.shape[1:]
     model = gru.build(config.model, frames, bands, labels, prep.mean, prep.std)
-    result = TrainResult(model)
+    result = TrainResult(model, teacher=teacher_summary)
     ckpt = run_dir / CHECKPOINT_DIR
     ckpt.mkdir(parents=True, exist_ok=True)
     start_epoch = 0

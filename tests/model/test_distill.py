@@ -52,10 +52,12 @@ def test_student_keeps_its_width_and_resume_reuses_the_teacher(prep, tmp_path):
     assert result.model.cells[0].units == 16  # the student, not the teacher
     done = tmp_path / CHECKPOINT_DIR / TEACHER_DIR / TEACHER_DONE
     assert json.loads(done.read_text())["best_epoch"] >= 1
+    assert result.teacher["units"] == 24 and result.teacher["seconds"] > 0
     phases.clear()
     again = train(prep, config, tmp_path, resume=True,
                   on_epoch=lambda e, logs: phases.append(logs.get("phase", "student")))
     assert "teacher" not in phases and not again.interrupted
+    assert again.teacher == result.teacher  # the report still names the teacher after --resume
 
 
 def test_ctrl_c_in_the_teacher_phase_is_one_clear_error(prep, tmp_path):
