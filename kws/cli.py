@@ -71,25 +71,30 @@ def synth(
     words: Annotated[str, typer.Option(help="Comma-separated keywords.")] = ",".join(
         __import__("kws.config", fromlist=["KEYWORDS"]).KEYWORDS
     ),
-    per_word: Annotated[int, typer.Option(min=1, help="Clips per keyword (and for _unknown_).")] = 100,
+    per_word: Annotated[int, typer.Option(min=0, help="Clips per keyword (and for _unknown_).")] = 100,
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    unknown_words: Annotated[str, typer.Option(help="_unknown_ vocabulary: 'speech-commands' (its 25 auxiliary words), 'wide' (~200 everyday and near-keyword words) or a comma-separated list.")] = "speech-commands",
+    unknown_clips: Annotated[Optional[int], typer.Option(min=0, help="_unknown_ clips to write (default: --per-word).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Synthesize keyword clips with every installed TTS engine (Speech Commands layout)."""
     from rich.progress import Progress
 
-    from kws.data.synth import synthesize
+    from kws.data.synth import UNKNOWN_VOCABULARIES, synthesize
 
     word_list = [w.strip() for w in words.split(",") if w.strip()]
     if not word_list:
         raise KwsError("--words: give at least one word")
+    vocabulary = UNKNOWN_VOCABULARIES.get(unknown_words) or [
+        w.strip() for w in unknown_words.split(",") if w.strip()]
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("synthesizing", total=None)
 
         def tick(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = synthesize(out_dir, word_list, per_word=per_word, seed=seed, progress=tick)
+        report = synthesize(out_dir, word_list, per_word=per_word, seed=seed, progress=tick,
+                            unknown_words=vocabulary, unknown_clips=unknown_clips)
     summary = {
         "out": str(report.out), "clips": report.clips, "per_label": report.per_label,
         "engines": report.engines, "seconds": round(report.seconds, 2), "reused": report.reused,

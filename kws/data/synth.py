@@ -46,6 +46,32 @@ UNKNOWN_WORDS = (
     "marvin", "sheila", "tree", "visual", "wow",
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
 )
+# A wider `_unknown_` vocabulary (`kws synth --unknown-words wide`): everyday words, some close
+# to a keyword without containing it (light/right, toe/go, top/stop, yet/yes, cup/up). Words a
+# keyword starts (going, often, upper, yesterday, nobody) or sounds like (know, write) are left
+# out: cut by the training shift they would be a keyword labelled _unknown_.
+WIDE_UNKNOWN_WORDS = UNKNOWN_WORDS + (
+    "apple", "baby", "basket", "beach", "bell", "bike", "black", "blue", "boat", "book",
+    "bottle", "bread", "bridge", "brother", "butter", "cake", "camera", "candle", "car",
+    "chair", "cheese", "chicken", "city", "clock", "cloud", "coffee", "color", "corn", "dance",
+    "dark", "desk", "dinner", "doctor", "door", "dream", "dress", "drink", "earth", "egg",
+    "engine", "face", "farm", "father", "feather", "field", "finger", "fire", "fish", "flag",
+    "floor", "flower", "forest", "friend", "frog", "fruit", "garden", "glass", "grass", "green",
+    "hand", "hat", "heart", "hill", "horse", "island", "jacket", "juice", "key", "king",
+    "kitchen", "lamp", "lemon", "letter", "lion", "lunch", "map", "market", "milk", "money",
+    "moon", "mother", "mountain", "music", "number", "ocean", "orange", "paper", "park",
+    "pencil", "people", "piano", "picture", "pillow", "plant", "pocket", "potato", "purple",
+    "queen", "rabbit", "rain", "red", "river", "road", "rock", "salt", "sand", "school", "sea",
+    "shirt", "shoe", "silver", "sister", "sky", "snow", "soap", "song", "spoon", "square",
+    "star", "stone", "storm", "street", "sugar", "summer", "sun", "table", "tea", "teacher",
+    "ticket", "tiger", "time", "toast", "tomato", "tooth", "towel", "train", "truck", "water",
+    "window", "winter", "wolf", "yellow", "zebra",
+    # near a keyword
+    "yet", "yell", "less", "mess", "nose", "toe", "show", "slow", "though", "dough", "cup",
+    "pup", "town", "crown", "gown", "lift", "light", "bright", "white", "kite", "night",
+    "fight", "bone", "cone", "cough", "soft", "shop", "drop", "top", "step", "stock", "load",
+)
+UNKNOWN_VOCABULARIES = {"speech-commands": UNKNOWN_WORDS, "wide": WIDE_UNKNOWN_WORDS}
 CLIP_SAMPLES = SAMPLE_RATE_HZ  # every clip is exactly 1.000 s
 # Longest spoken part; longer utterances are time-compressed, never cut.
 MAX_WORD_SAMPLES = int(0.95 * SAMPLE_RATE_HZ)
@@ -144,8 +170,11 @@ def synthesize(
     unknown_words: Sequence[str] | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    unknown_clips: int | None = None,
 ) -> SynthReport:
-    """Write `per_word` clips per word, `per_word` `_unknown_` clips and three noise files.
+    """Write `per_word` clips per word, `unknown_clips` (default `per_word`) `_unknown_` clips
+    cycling through `unknown_words` (default: Speech Commands' auxiliary words), and three
+    noise files. `per_word` may be 0 for a folder of `_unknown_` clips only.
 
     Files are written into `out` (created if needed); only our own file names are
     overwritten, other files are left alone. `progress(done, total)` is called from this
@@ -156,8 +185,13 @@ def synthesize(
     out = Path(out)
     words = _check_words(words, "words")
     unknown = _unknown_vocabulary(words, unknown_words)
-    if isinstance(per_word, bool) or not isinstance(per_word, int) or per_word < 1:
-        raise KwsError(f"per_word must be a positive integer, got {per_word!r}")
+    if isinstance(per_word, bool) or not isinstance(per_word, int) or per_word < 0:
+        raise KwsError(f"per_word must be a non-negative integer, got {per_word!r}")
+    unknown_clips = per_word if unknown_clips is None else unknown_clips
+    if isinstance(unknown_clips, bool) or not isinstance(unknown_clips, int) or unknown_clips < 0:
+        raise KwsError(f"unknown_clips must be a non-negative integer, got {unknown_clips!r}")
+    if per_word + unknown_clips == 0:
+        raise KwsError("per_word and unknown_clips are both 0: nothing to synthesize")
     workers = 2 * (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise KwsError(f"workers must be at least 1, got {workers}")
@@ -165,7 +199,7 @@ def synthesize(
         raise KwsError(f"{out}: exists and is not a folder")
     voices = available_voices()
 
-    plans = _plan_all(words, unknown, per_word, seed, voices)
+    plans = _plan_all(words, unknown, per_word, seed, voices, unknown_clips)
     paths = _file_paths(out, plans)
     digest = hashlib.sha256(repr(plans).encode()).hexdigest()
     if _up_to_date(out, paths, digest):
@@ -287,7 +321,7 @@ def _unknown_vocabulary(words: tuple[str, ...], unknown: Sequence[str] | None) -
 
 def _plan_all(
     words: tuple[str, ...], unknown: tuple[str, ...], per_word: int, seed: int,
-    voices: dict[str, tuple[Voice, ...]],
+    voices: dict[str, tuple[Voice, ...]], unknown_clips: int | None = None,
 ) -> list[ClipPlan]:
     """Keyword clips, then `_unknown_` clips cycling through the unknown words."""
     plans = [
@@ -295,7 +329,7 @@ def _plan_all(
     ]
     plans += [
         _plan_clip(UNKNOWN_LABEL, i, unknown[i % len(unknown)], seed, voices)
-        for i in range(per_word)
+        for i in range(per_word if unknown_clips is None else unknown_clips)
     ]
     return plans
 

@@ -227,6 +227,9 @@ def test_festival_failure_is_not_silent(tmp_path):
         ({"words": []}, "at least one"),
         ({"words": ["cat"], "unknown_words": ["cat"]}, "no word is left"),
         ({"workers": 0}, "workers"),
+        ({"per_word": 0, "unknown_clips": 0}, "nothing to synthesize"),
+        ({"per_word": -1}, "non-negative"),
+        ({"unknown_clips": -2}, "non-negative"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, message):
@@ -269,3 +272,24 @@ def test_identical_rerun_reuses_the_clips(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == stamp
     other = synth.synthesize(out, words=["yes"], per_word=3, seed=5)
     assert not other.reused
+
+
+def test_wide_vocabulary_has_no_keyword_nor_a_word_a_keyword_starts():
+    from kws.config import KEYWORDS
+
+    assert len(set(synth.WIDE_UNKNOWN_WORDS)) == len(synth.WIDE_UNKNOWN_WORDS) >= 200
+    for word in synth.WIDE_UNKNOWN_WORDS:
+        assert word not in KEYWORDS
+        assert not any(word.startswith(k) and len(word) > len(k) + 1 for k in ("yes", "stop",
+                                                                             "left", "right", "down"))
+
+
+@needs_espeak
+def test_unknown_only_folder_cycles_through_the_vocabulary(tmp_path):
+    out = tmp_path / "unk"
+    report = synth.synthesize(out, words=["yes"], per_word=0, unknown_clips=6, seed=3,
+                              unknown_words=["cat", "lamp", "yes"])
+    assert report.per_label == {"_unknown_": 6}
+    names = sorted(p.name.split("_")[0] for p in (out / "_unknown_").glob("*.wav"))
+    assert names == ["cat"] * 3 + ["lamp"] * 3  # "yes" is a keyword here: dropped
+    assert not (out / "yes").exists()
