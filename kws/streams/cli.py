@@ -108,7 +108,7 @@ def eval_cmd(
     from kws.evaluate import load_bundle
     from kws.recognize.recognizer import RecognizerConfig
     from kws.streams.build import SuiteSpec
-    from kws.streams.score import sweep, tally
+    from kws.streams.score import false_accept_causes, sweep, tally
     from kws.streams.tune import collect, cost, per_snr, unit_costs
 
     if split not in ("validation", "test", "train"):
@@ -126,7 +126,8 @@ def eval_cmd(
     result = {
         "model": str(model), "split": split, "resets": k,
         "recognizer": m.recognizer.model_dump(), "window_decisions": config.window,
-        "at_manifest": at, "sweep": _sweep_summary(points), "audio": runs.info,
+        "at_manifest": at, "false_accept_causes": false_accept_causes(runs.runs[k], config),
+        "sweep": _sweep_summary(points), "audio": runs.info,
         "per_snr": per_snr(runs.runs[k], config), "cost": cost(k, units=unit_costs(bundle)), "wall_s": round(time.time() - t0, 1),
     }
     from kws.streams.impair import Impairment
@@ -154,6 +155,9 @@ def eval_cmd(
     out.print(f"FA/h: {at['fa_per_hour']:.2f} over all {at['hours']:.2f} h "
               f"(negative {at['fa_per_hour_negative']:.2f} over {at['hours_negative']:.2f} h, "
               f"keyword streams {at['fa_per_hour_keyword_streams']:.2f})")
+    causes = result["false_accept_causes"]
+    out.print("false accepts heard over: " + ", ".join(
+        f"{name.replace('_', ' ')} {n}" for name, n in causes.items()))
     out.print(f"audio: {info['keyword_events']} keyword events from {info['speakers']} speakers, "
               f"{info['distinct_clips_used']} distinct clips, SNR {info['snrs_db']} dB")
     out.print("FRR / FA/h per SNR (dB): " + ", ".join(

@@ -255,6 +255,8 @@ class StreamRun:
     events: list[Event]
     decisions: Decisions
     snr_db: float | None = None
+    fillers: list[Event] = field(default_factory=list)
+    """`_unknown_` words placed in the stream (never to be detected)"""
 
 
 def named(labels: Sequence[str], detections: Sequence[tuple[int, int, int]]) -> list[Detection]:
@@ -314,3 +316,24 @@ def best_under(points: Sequence[SweepPoint], max_fa_per_hour: float) -> SweepPoi
     if not ok:
         return None
     return min(ok, key=lambda p: (p.tally.frr(), p.tally.fa_per_hour(), -p.threshold))
+
+
+def _near(spans: Sequence[Event], t: float, tolerance_s: float) -> bool:
+    return any(start <= t <= end + tolerance_s for _, start, end in spans)
+
+
+def false_accept_causes(runs: Sequence[StreamRun], config: RecognizerConfig,
+                        tolerance_s: float = TOLERANCE_S) -> dict[str, int]:
+    """What each false accept at `config` was heard over, by the hit rule's time span:
+    `keyword` (a wrong keyword or a repeat detection of a word), `unknown_word` (an `_unknown_`
+    word), or `background` (noise or silence only). Tells whether false accepts call for a
+    better keyword/unknown separation or for more noise robustness."""
+    causes = {"keyword": 0, "unknown_word": 0, "background": 0}
+    for run in runs:
+        detections = named(config.labels, recognize(config, run.decisions))
+        for d in match(run.events, detections, tolerance_s).false:
+            t = detections[d][1]
+            cause = ("keyword" if _near(run.events, t, tolerance_s) else
+                     "unknown_word" if _near(run.fillers, t, tolerance_s) else "background")
+            causes[cause] += 1
+    return causes

@@ -133,7 +133,7 @@ def collect(bundle, dataset, split: str, ks: Sequence[int], spec: SuiteSpec = Su
         decisions = stream_decisions(runner, stream.audio, ks)
         for k in ks:
             runs[k].append(StreamRun(stream.name, stream.kind, stream.seconds, stream.events,
-                                     decisions[k], stream.snr_db))
+                                     decisions[k], stream.snr_db, stream.fillers))
         clips |= stream.clips
         kw_clips |= {c for c in stream.clips if stream.kind == "keywords"}
         seconds[stream.kind] += stream.seconds

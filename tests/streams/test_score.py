@@ -8,7 +8,8 @@ import pytest
 from kws.errors import KwsError
 from kws.recognize.recognizer import Recognizer, RecognizerConfig
 from kws.streams.score import (
-    Decisions, StreamRun, Tally, best_under, curve, match, recognize, sweep, tally,
+    Decisions, StreamRun, Tally, best_under, curve, false_accept_causes, match, recognize,
+    sweep, tally,
 )
 from kws.streams.tune import GridRow, Setting, apply_tuning, canonical_windows, pick
 
@@ -197,3 +198,20 @@ def test_recommendation_refuses_a_useless_operating_point():
     assert not _recommendation(False, t(1, 1), t(2, 50), 2.0, a, b)[0]
     assert not _recommendation(True, t(1, 9), t(2, 50), 2.0, a, b)[0]   # test FA 9/h
     assert not _recommendation(True, t(1, 1), t(1, 1), 2.0, a, a)[0]
+
+
+def test_false_accepts_are_attributed_to_what_was_heard():
+    # one confident "yes" decision (logit 100 vs 0) at each time; window 1, threshold 0.9
+    t_ms = np.array([1500, 4000, 7000, 9500])
+    logits = np.zeros((4, len(LABELS)), np.int8)
+    logits[:, 2] = 100
+    logits[0, 2], logits[0, 3] = 0, 100  # the first decision says "no" over a "yes" word
+    run = StreamRun("k", "keywords", 12.0, [("yes", 1.0, 1.6)], Decisions(t_ms, logits),
+                    fillers=[("_unknown_", 3.5, 3.9), ("_unknown_", 6.0, 6.5)])
+    cfg = RecognizerConfig.build(LABELS, 0.05, 1, 0.9, 0, 1)
+    # 1.5 s: wrong keyword on a word; 4.0 s and 7.0 s: within 1 s after an unknown word
+    # (6.5 + 1.0 >= 7.0); 9.5 s: nothing there
+    assert false_accept_causes([run], cfg) == {"keyword": 1, "unknown_word": 2, "background": 1}
+    # with a 0.2 s tolerance 7.0 s is too late for the word that ended at 6.5 s
+    assert false_accept_causes([run], cfg, tolerance_s=0.2) == {
+        "keyword": 1, "unknown_word": 1, "background": 2}
