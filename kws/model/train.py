@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from kws.data.augment import Augmenter
+from kws.errors import KwsError
 from kws.features import reference
 from kws.model import gru
 from kws.model.config import TrainConfig
@@ -153,8 +154,6 @@ def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bo
     """The wider teacher of `config.distill`, trained (or, on resume, reloaded) in
     RUN/checkpoints/teacher, and its summary for the report. Ctrl-C here keeps its
     checkpoints for `--resume`."""
-    from kws.errors import KwsError
-
     folder = run_dir / CHECKPOINT_DIR / TEACHER_DIR
     teacher_config = config.model_copy(update={
         "model": config.model.model_copy(update={"units": config.distill.teacher_units}),
