@@ -97,7 +97,7 @@ def streaming(model_dir, data: list, progress: Callable[[str], None],
     from kws.recognize.recognizer import RecognizerConfig
     from kws.streams.build import SuiteSpec
     from kws.streams.impair import Impairment
-    from kws.streams.score import tally
+    from kws.streams.score import false_accept_causes, tally
     from kws.streams.tune import collect
 
     bundle = load_bundle(model_dir)
@@ -109,7 +109,8 @@ def streaming(model_dir, data: list, progress: Callable[[str], None],
     for name, imp in (("clean", None), ("impaired", Impairment(0.01, drift_ppm=1000))):
         progress(f"bench: streams ({name})")
         runs = collect(bundle, dataset, "test", (k,), spec, impairment=imp)
-        out[name] = tally(runs.runs[k], config).as_dict()
+        out[name] = {**tally(runs.runs[k], config).as_dict(),
+                     "false_accept_causes": false_accept_causes(runs.runs[k], config)}
         if imp is not None:
             out[name]["impairment"] = imp.describe()
         else:

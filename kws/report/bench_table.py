@@ -37,14 +37,18 @@ def markdown(bench: dict) -> str:
                   f"{cv['mean_drop_points']:.2f} points", ""]
     st = bench.get("streaming")
     if st:
-        lines += ["| streams (test speakers, 20/10/5 dB + keyword-free audio) | FRR | FA per hour |",
-                  "|---|---|---|"]
+        lines += ["| streams (test speakers, 20/10/5 dB + keyword-free audio) | FRR | FA per hour "
+                  "| false accepts over an unknown word / a keyword / background |",
+                  "|---|---|---|---|"]
         for name in ("clean", "impaired"):
             if name in st:
                 label = "as recorded" if name == "clean" else st[name].get("impairment", name)
+                causes = st[name].get("false_accept_causes")
+                heard = (f"{causes['unknown_word']} / {causes['keyword']} / "
+                         f"{causes['background']}" if causes else "–")
                 lines.append(f"| {label} (K={st['resets']}, threshold "
                              f"{st['recognizer']['threshold']}) | {_pct(st[name]['frr'])} | "
-                             f"{st[name]['fa_per_hour']:.1f} |")
+                             f"{st[name]['fa_per_hour']:.1f} | {heard} |")
         lines.append("")
     chip = bench.get("chip")
     if chip:

@@ -15,7 +15,10 @@ def test_all_sections():
                              "mean_int8_tflm_accuracy": 0.78, "mean_float_accuracy": 0.785,
                              "mean_drop_points": 0.5},
         "streaming": {"resets": 1, "recognizer": {"threshold": 0.7},
-                      "clean": {"frr": 0.9, "fa_per_hour": 67.4}},
+                      "clean": {"frr": 0.9, "fa_per_hour": 67.4},
+                      "impaired": {"frr": 0.92, "fa_per_hour": 60.0, "impairment": "drops",
+                                   "false_accept_causes": {"keyword": 3, "unknown_word": 50,
+                                                           "background": 7}}},
         "chip": {"nano33": CHIP, "nano_rp2040": {"core": "cortex-m0plus", "skipped": "no QEMU"}},
         "training": {"seconds": 290.0, "tflite_bytes": 38448, "test_float": 0.85,
                      "test_int8_tflm": 0.858},
@@ -23,7 +26,8 @@ def test_all_sections():
     text = markdown(bench)
     assert "| int8, tflite-micro interpreter | 85.8% | 247 |" in text
     assert "folds 77.0, 79.0" in text
-    assert "| as recorded (K=1, threshold 0.7) | 90.0% | 67.4 |" in text
+    assert "| as recorded (K=1, threshold 0.7) | 90.0% | 67.4 | – |" in text  # older bench JSON
+    assert "| drops (K=1, threshold 0.7) | 92.0% | 60.0 | 50 / 3 / 7 |" in text
     assert "| nano33 (cortex-m4f, 64 MHz) | 1.30 M | 2.20 M | 0.5 k | 3.50 M | 5.5% | 0.55 mJ" in text
     assert "no QEMU" in text and "Training: 290 s" in text
 
