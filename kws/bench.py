@@ -144,7 +144,8 @@ def chip(model_dir, progress: Callable[[str], None]) -> dict:
 def run_all(cv: bool = False, data: list | None = None, model: str | None = "runs/default",
             train_only: list | None = None,
             progress: Callable[[str], None] = lambda _msg: None,
-            cv_config=None, cv_jobs: int = 1, cv_folds: list[int] | None = None) -> dict:
+            cv_config=None, cv_jobs: int = 1, cv_folds: list[int] | None = None,
+            cv_seeds: list[int] | None = None) -> dict:
     import json
     from pathlib import Path
 
@@ -182,6 +183,7 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
                  f"({cv_jobs} at a time)")
         result["cross_validation"] = cross_validate(roots, cv_config or TrainConfig(), folds=5,
                                                     log=progress, train_only=train_only or [],
-                                                    jobs=cv_jobs, only=cv_folds)
+                                                    jobs=cv_jobs, only=cv_folds,
+                                                    seeds=cv_seeds)
         result["cross_validation"]["train_only"] = [str(p) for p in train_only or []]
     return result

@@ -219,6 +219,7 @@ def bench(
     table: Annotated[Optional[Path], typer.Option("--table", help="Print the README's markdown tables from a saved `kws bench --json` file and exit.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Cross-validation folds trained side by side (separate processes).")] = 1,
     folds: Annotated[Optional[str], typer.Option("--folds", help="Run only these cross-validation folds, e.g. 0,1.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Train every fold once per seed, e.g. 0,1 (default: the config's seed).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Training config (YAML/TOML) for cross-validation.")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a cross-validation training setting: key=value (dotted), repeatable.")] = None,
     json_out: JsonOpt = False,
@@ -240,9 +241,10 @@ def bench(
 
     cv_config = load_train_config(str(config) if config else None, parse_set(overrides or []))
     cv_folds = _int_list(folds, "--folds") if folds else None
+    cv_seeds = _int_list(seeds, "--seeds") if seeds else None
     result = run_all(cv=cv, data=data_dirs or [], model=str(model), train_only=train_only or [],
                      progress=lambda msg: err.print(msg), cv_config=cv_config, cv_jobs=jobs,
-                     cv_folds=cv_folds)
+                     cv_folds=cv_folds, cv_seeds=cv_seeds)
     if json_out:
         _emit_json(result)
     else:

@@ -101,8 +101,10 @@ def _die_with_parent() -> None:
 def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
                    log: Callable[[str], None] = lambda _m: None,
                    train_only: Sequence[Path] = (), jobs: int = 1,
-                   only: Sequence[int] | None = None) -> dict:
-    """Run every fold (or the folds in `only`), `jobs` at a time in separate processes.
+                   only: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> dict:
+    """Run every fold (or the folds in `only`), `jobs` at a time in separate processes; with
+    `seeds`, every fold once per training seed (one seed's run swings a fold by several points,
+    so comparing two recipes needs more than one).
 
     Why processes: one training uses ~1.2 of 2 cores (a 64-unit GRU step is too small to
     spread over threads), so two folds side by side finish sooner than one after the other."""
@@ -111,17 +113,23 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
         raise KwsError(f"cross-validation: folds {list(only or [])} must be in 0..{folds - 1}")
     if jobs < 1:
         raise KwsError(f"cross-validation: jobs must be >= 1, got {jobs}")
+    seeds = [config.seed] if seeds is None else list(dict.fromkeys(seeds))
+    if not seeds:
+        raise KwsError("cross-validation: give at least one seed")
+    runs = [(k, s) for s in seeds for k in wanted]
+    config_for = {s: config.model_copy(update={"seed": s}) for s in seeds}
     roots = [Path(r) for r in roots]
     base = index_folders(roots, config.data, train_only=[Path(p) for p in train_only])
 
-    def done(row: dict) -> dict:
-        log(f"cv fold {row['fold']}: float {row['float_accuracy']:.4f} int8 "
+    def done(row: dict, seed: int) -> dict:
+        row["seed"] = seed
+        log(f"cv fold {row['fold']} seed {seed}: float {row['float_accuracy']:.4f} int8 "
             f"{row['int8_tflm_accuracy']:.4f} ({row['test_clips']} clips, "
             f"{row['training_seconds']:.0f} s)")
         return row
 
-    if jobs == 1 or len(wanted) == 1:
-        rows = [done(run_fold(roots, config, base, k, folds)) for k in wanted]
+    if jobs == 1 or len(runs) == 1:
+        rows = [done(run_fold(roots, config_for[s], base, k, folds), s) for k, s in runs]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -129,14 +137,18 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
         # spawn: a forked TensorFlow runtime is not safe to use in the child
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_die_with_parent) as pool:
-            futures = [pool.submit(run_fold, roots, config, base, k, folds, 1)
-                       for k in wanted]
-            rows = sorted((done(f.result()) for f in as_completed(futures)),
-                          key=lambda r: r["fold"])
+            futures = {pool.submit(run_fold, roots, config_for[s], base, k, folds, 1): s
+                       for k, s in runs}
+            rows = [done(f.result(), futures[f]) for f in as_completed(futures)]
+    rows.sort(key=lambda r: (r["seed"], r["fold"]))
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    per_seed = [float(np.mean([r["int8_tflm_accuracy"] for r in rows if r["seed"] == s]))
+                for s in seeds]
     return {
         "folds": rows,
         "folds_run": wanted,
+        "seeds": seeds,
+        "mean_int8_tflm_accuracy_per_seed": per_seed,
         "jobs": jobs,
         "mean_float_accuracy": mean("float_accuracy"),
         "mean_int8_tflm_accuracy": mean("int8_tflm_accuracy"),

@@ -227,6 +227,7 @@ def test_read_only_output_folder(bundle, tmp_path, monkeypatch):
 # --- benchmark options ------------------------------------------------------------------------
 @pytest.mark.parametrize("args, needles", [
     (["--folds", "0,x"], ["--folds 0,x", "whole numbers"]),
+    (["--seeds", "1,x"], ["--seeds 1,x", "whole numbers"]),
     (["--set", "model.unitz=3"], ["unitz"]),
 ])
 def test_bad_cross_validation_options(args, needles, tmp_path):

@@ -31,7 +31,12 @@ def markdown(bench: dict) -> str:
         lines.append("")
     cv = bench.get("cross_validation")
     if cv:
-        folds = ", ".join(f"{100 * f['int8_tflm_accuracy']:.1f}" for f in cv["folds"])
+        seeds = cv.get("seeds", [None])
+        folds = "; ".join(
+            (f"seed {s}: " if len(seeds) > 1 else "") + ", ".join(
+                f"{100 * f['int8_tflm_accuracy']:.1f}" for f in cv["folds"]
+                if len(seeds) == 1 or f.get("seed") == s)
+            for s in seeds)
         lines += [f"5-fold speaker CV, int8 tflite-micro: {_pct(cv['mean_int8_tflm_accuracy'])} "
                   f"(folds {folds}); float {_pct(cv['mean_float_accuracy'])}, drop "
                   f"{cv['mean_drop_points']:.2f} points", ""]

@@ -56,6 +56,21 @@ def test_folds_side_by_side_score_each_requested_fold(tiny_data, tiny_config):
     assert len([m for m in logged if m.startswith("cv fold")]) == 2
 
 
+def test_every_fold_once_per_seed(tiny_data, tiny_config):
+    """--seeds 0,7: fold 2 trained twice side by side, each row tagged with its seed; seed 0
+    reproduces the plain single-seed run exactly (same config otherwise)."""
+    from kws.crossval import cross_validate
+
+    both = cross_validate([tiny_data], tiny_config, folds=5, jobs=2, only=[2], seeds=[0, 7])
+    assert both["seeds"] == [0, 7]
+    assert [(r["fold"], r["seed"]) for r in both["folds"]] == [(2, 0), (2, 7)]
+    assert both["mean_int8_tflm_accuracy_per_seed"] == [r["int8_tflm_accuracy"]
+                                                        for r in both["folds"]]
+    single = cross_validate([tiny_data], tiny_config, folds=5, only=[2])
+    assert single["seeds"] == [tiny_config.seed] == [0]
+    assert single["folds"][0]["int8_tflm_accuracy"] == both["folds"][0]["int8_tflm_accuracy"]
+
+
 def test_cross_validation_rejects_bad_fold_requests(tiny_data, tiny_config):
     import pytest
 
@@ -66,6 +81,8 @@ def test_cross_validation_rejects_bad_fold_requests(tiny_data, tiny_config):
         cross_validate([tiny_data], tiny_config, folds=5, only=[5])
     with pytest.raises(KwsError, match="jobs must be >= 1"):
         cross_validate([tiny_data], tiny_config, folds=5, jobs=0)
+    with pytest.raises(KwsError, match="at least one seed"):
+        cross_validate([tiny_data], tiny_config, folds=5, seeds=[])
 
 
 def test_fold_workers_die_with_the_process_that_started_them(tmp_path):

@@ -34,3 +34,11 @@ def test_all_sections():
 
 def test_empty_bench_gives_no_tables():
     assert markdown({}).strip() == ""
+
+
+def test_cross_validation_with_two_seeds_lists_folds_per_seed():
+    cv = {"folds": [{"int8_tflm_accuracy": 0.77, "seed": 0}, {"int8_tflm_accuracy": 0.79, "seed": 0},
+                    {"int8_tflm_accuracy": 0.75, "seed": 1}, {"int8_tflm_accuracy": 0.80, "seed": 1}],
+          "seeds": [0, 1], "mean_int8_tflm_accuracy": 0.7775, "mean_float_accuracy": 0.78,
+          "mean_drop_points": 0.2}
+    assert "(folds seed 0: 77.0, 79.0; seed 1: 75.0, 80.0)" in markdown({"cross_validation": cv})
