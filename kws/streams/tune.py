@@ -29,7 +29,8 @@ from kws.recognize.recognizer import RecognizerConfig, round_half_up, window_dec
 from kws.recognize.stream import Schedule
 from kws.streams.build import NEGATIVE, StreamConfig, SuiteSpec, stream_suite
 from kws.streams.score import (
-    TOLERANCE_S, Decisions, StreamRun, Tally, average, fire, named, sweep, tally,
+    TOLERANCE_S, Decisions, StreamRun, Tally, average, false_accept_causes, fire, named, sweep,
+    tally,
 )
 
 KS = (1, 2, 3, 4)
@@ -336,7 +337,10 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
                 "window_decisions": s.window_decisions,
                 "decision_period_ms": cfg.decision_period_ms},
         met_target_on_validation=met,
-        validation=v_t.as_dict(), test=t_t.as_dict(),
+        validation={**v_t.as_dict(), "false_accept_causes": false_accept_causes(
+            val.runs[s.resets], cfg, tolerance_s)},
+        test={**t_t.as_dict(), "false_accept_causes": false_accept_causes(
+            test.runs[s.resets], cfg, tolerance_s)},
         current={"resets": cur.resets, "recognizer": cur.recognizer(),
                  "validation": cur_v.as_dict(), "test": cur_t.as_dict()},
         cost={"chosen": cost(s.resets, units=units), "current": cost(cur.resets, units=units)},
