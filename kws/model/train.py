@@ -149,6 +149,14 @@ TEACHER_DIR = "teacher"
 TEACHER_DONE = "done.json"
 
 
+def kept_checkpoint(ckpt: Path, config: TrainConfig, interrupted: bool) -> str | None:
+    """Which weights file of `ckpt` a run keeps: the last epoch's for a finished `keep=last`
+    run, else the best validation epoch's (an interrupted `last` run is mid-schedule)."""
+    if config.keep == "last" and not interrupted and (ckpt / "last.weights.h5").is_file():
+        return "last.weights.h5"
+    return "best.weights.h5" if (ckpt / "best.weights.h5").is_file() else None
+
+
 def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool,
                   on_epoch: Callable[[int, dict], None]) -> tuple[keras.Model, dict]:
     """The wider teacher of `config.distill`, trained (or, on resume, reloaded) in
@@ -164,8 +172,8 @@ def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bo
         labels = len(prep.dataset.labels)
         frames, bands = prep.splits["train"].features.shape[1:]
         teacher = gru.build(teacher_config.model, frames, bands, labels, prep.mean, prep.std)
-        kept = "last" if config.keep == "last" else "best"
-        teacher.model.load_weights(folder / CHECKPOINT_DIR / f"{kept}.weights.h5")
+        ckpt = folder / CHECKPOINT_DIR
+        teacher.model.load_weights(ckpt / kept_checkpoint(ckpt, config, interrupted=False))
         return teacher.model, json.loads(done.read_text())
     result = train(prep, teacher_config, folder, resume=resume,
                    on_epoch=lambda e, logs: on_epoch(e, {**logs, "phase": "teacher"}))
@@ -221,8 +229,8 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
         model.model.optimizer.iterations.assign(start_epoch * steps)
     val = prep.splits["validation"]
     val_y = keras.utils.to_categorical(val.labels, labels).astype(np.float32)
-    keep_last = config.keep == "last"
-    callbacks = [_Checkpoint(ckpt, None if keep_last else config.patience, result, on_epoch)]
+    patience = None if config.keep == "last" else config.patience  # "last": no early stop
+    callbacks = [_Checkpoint(ckpt, patience, result, on_epoch)]
     if config.ema_momentum > 0:
         # Swapped in before validation and before the checkpoint sees the epoch's end, so the
         # averaged weights are what is scored, kept and exported.
@@ -235,11 +243,8 @@ def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = Fal
     except KeyboardInterrupt:
         result.interrupted = True
     result.seconds = time.perf_counter() - started
-    # an interrupted "last" run is mid-schedule: its best validation epoch is the safer keep
-    if keep_last and not result.interrupted and (ckpt / "last.weights.h5").is_file():
-        model.model.load_weights(ckpt / "last.weights.h5")
-        result.kept_epoch = len(result.history)
-    elif (ckpt / "best.weights.h5").is_file():
-        model.model.load_weights(ckpt / "best.weights.h5")
-        result.kept_epoch = result.best_epoch
+    kept = kept_checkpoint(ckpt, config, result.interrupted)
+    if kept is not None:
+        model.model.load_weights(ckpt / kept)
+        result.kept_epoch = len(result.history) if kept.startswith("last") else result.best_epoch
     return result

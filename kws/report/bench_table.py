@@ -31,12 +31,11 @@ def markdown(bench: dict) -> str:
         lines.append("")
     cv = bench.get("cross_validation")
     if cv:
-        seeds = cv.get("seeds", [None])
-        folds = "; ".join(
-            (f"seed {s}: " if len(seeds) > 1 else "") + ", ".join(
-                f"{100 * f['int8_tflm_accuracy']:.1f}" for f in cv["folds"]
-                if len(seeds) == 1 or f.get("seed") == s)
-            for s in seeds)
+        by_seed: dict = {}
+        for f in cv["folds"]:
+            by_seed.setdefault(f.get("seed"), []).append(f"{100 * f['int8_tflm_accuracy']:.1f}")
+        folds = "; ".join((f"seed {s}: " if len(by_seed) > 1 else "") + ", ".join(accs)
+                          for s, accs in by_seed.items())
         lines += [f"5-fold speaker CV, int8 tflite-micro: {_pct(cv['mean_int8_tflm_accuracy'])} "
                   f"(folds {folds}); float {_pct(cv['mean_float_accuracy'])}, drop "
                   f"{cv['mean_drop_points']:.2f} points", ""]
