@@ -38,6 +38,12 @@ class DataConfig(Frozen):
         "None = as many as the average keyword has",
     )
     seed: int = Field(0, description="seed for the silence cuts")
+    train_speaker_percent: float = Field(
+        100.0, gt=0, le=100,
+        description="keep the real training clips of only this share of the training speakers "
+        "(picked by speaker hash; the others are left out, never moved to validation or test): "
+        "learning curves, i.e. how accuracy grows with the number of speakers",
+    )
     split_salt: str | None = Field(
         None,
         description="text mixed into the speaker hash. None = the data set's own rule, unless it "

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kws.data.dataset import Dataset, index_folders
+from kws.data.dataset import Dataset, clip_identity, index_folders
 from kws.errors import KwsError
 from kws.model.config import TrainConfig
 
@@ -36,7 +36,7 @@ def fold_dataset(dataset: Dataset, fold: int, folds: int) -> Dataset:
         if c.train_only:
             clips.append(c)
             continue
-        who = c.speaker if c.path is not None else f"{c.speaker}@{c.offset}"
+        who = clip_identity(c)
         if fold_of(who, folds) == fold:
             split = "test"
         elif fold_of(who, VALIDATION_SHARE, salt="cv-validation") == 0:

@@ -69,6 +69,16 @@ class Dataset:
     def subset(self, split: str) -> list[Clip]:
         return [c for c in self.clips if c.split == split]
 
+    def thin_training(self, percent: float, salt: str = "kws-thin") -> "Dataset":
+        """Keep the real training clips of `percent`% of the training speakers (by hash, so a
+        smaller share keeps a subset of a larger one's speakers); --train-only clips, validation
+        and test are untouched."""
+        if percent >= 100:
+            return self
+        keep = [c for c in self.clips if c.split != "train" or c.train_only
+                or _hash_percent(salt + clip_identity(c)) < percent]
+        return dataclasses.replace(self, clips=keep)
+
     def counts(self) -> dict[str, dict[str, int]]:
         """{label: {split: n}} for every label in class order (zeros included)."""
         table = {lab: {s: 0 for s in SPLITS} for lab in self.labels}
@@ -105,11 +115,21 @@ def speaker_of(path: Path) -> str:
     return m.group(1) if m else path.stem
 
 
+def clip_identity(clip: Clip) -> str:
+    """Who a clip belongs to when speakers are divided: its speaker, or for silence cut from
+    noise, the recording and offset (cuts of one recording are independent examples)."""
+    return clip.speaker if clip.path is not None else f"{clip.speaker}@{clip.offset}"
+
+
+def _hash_percent(text: str) -> float:
+    digest = int(hashlib.sha1(text.encode()).hexdigest(), 16)
+    return (digest % (_MAX_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_WAVS_PER_CLASS)
+
+
 def split_of(speaker: str, validation_percent: float, testing_percent: float, salt: str = "") -> str:
     """Stable split by speaker hash, as the data set's own README defines it (salt ""), so a
     speaker's clips never straddle splits and adding data never moves existing clips."""
-    digest = int(hashlib.sha1((salt + speaker).encode()).hexdigest(), 16)
-    percent = (digest % (_MAX_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_WAVS_PER_CLASS)
+    percent = _hash_percent(salt + speaker)
     if percent < validation_percent:
         return "validation"
     if percent < validation_percent + testing_percent:

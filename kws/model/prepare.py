@@ -42,6 +42,7 @@ def prepare(roots: Sequence[Path], config: TrainConfig,
         dataset = index_folders(roots, config.data, train_only=train_only)
         for note in dataset.notes:
             report(f"note: {note}")
+    dataset = dataset.thin_training(config.data.train_speaker_percent)
     splits, problems = {}, []
     for split in ("train", "validation", "test"):
         loaded = load_audio(dataset.subset(split), config.data, report=report)

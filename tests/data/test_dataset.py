@@ -19,6 +19,7 @@ from kws.data.dataset import (
     AUTO_SALT,
     SPLITS,
     Clip,
+    clip_identity,
     index_folders,
     load_audio,
     shared_data,
@@ -568,3 +569,39 @@ def test_shared_speech_commands() -> None:
     sample = d.clips[::250]
     got = load_audio(sample, cfg)
     assert got.problems == [] and got.audio.shape == (len(sample), SR)
+
+
+# ---------------------------------------------------------------- learning-curve thinning
+
+
+def test_thin_training_keeps_a_nested_share_of_training_speakers(root: Path) -> None:
+    """train_speaker_percent: fewer training speakers, whole speakers only, a smaller share a
+    subset of a larger one, validation/test and --train-only clips untouched."""
+    dataset = index_folders([root], CFG, train_only=[root])
+
+    def train_speakers(d) -> set[str]:
+        return {clip_identity(c) for c in d.clips if c.split == "train" and not c.train_only}
+
+    full = train_speakers(dataset)
+    half, quarter = dataset.thin_training(50), dataset.thin_training(25)
+    assert quarter.clips and train_speakers(quarter) <= train_speakers(half) < full
+    assert train_speakers(quarter) < train_speakers(half)
+    for thinned in (half, quarter):
+        kept = train_speakers(thinned)
+        # whole speakers: every training clip of a kept speaker stays
+        assert sum(c.split == "train" and not c.train_only and clip_identity(c) in kept
+                   for c in dataset.clips) == sum(c.split == "train" and not c.train_only
+                                                  for c in thinned.clips)
+        for split in ("validation", "test"):
+            assert [c for c in thinned.clips if c.split == split] == \
+                [c for c in dataset.clips if c.split == split]
+        assert [c for c in thinned.clips if c.train_only] == \
+            [c for c in dataset.clips if c.train_only]
+    assert dataset.thin_training(100) is dataset
+
+
+def test_train_speaker_percent_is_validated() -> None:
+    with pytest.raises(ValueError):
+        DataConfig(train_speaker_percent=0)
+    with pytest.raises(ValueError):
+        DataConfig(train_speaker_percent=120)
