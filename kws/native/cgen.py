@@ -10,9 +10,10 @@ ops.prepare, interpret.plan_memory), so "generated C == NativeReference == TFLM"
 same integers:
 
 - FULLY_CONNECTED, fast path (special.fc_channels accepts the constants): weights `kws_w_<op>`
-  interleaved 4 rows at a time (special.interleave_weights), one `kws_fc_channel_t` per output
-  in `kws_c_<op>` (folded bias, 2m - 2^32, rounding constant with the zero point, shift), run
-  by kws_fc_fast_int8 / kws_fc_fast. Otherwise the generic kernels: weights row by row, biases
+  interleaved 4 rows at a time (special.interleave_weights), folded biases `kws_b_<op>`, and
+  `kws_q_<op>`: one `kws_fc_requant_t` (2m - 2^32, rounding constant with the zero point,
+  shift) per output channel, or a single one when all channels share it (per-tensor weights),
+  run by kws_fc_fast_int8 / kws_fc_fast. Otherwise the generic kernels: weights row by row, biases
   `kws_b_<op>` with the input offset pre-folded (bias + input_offset * row sum, int32),
   per-channel multipliers and shifts `kws_m_<op>` / `kws_s_<op>` (per-tensor ones are passed
   as two integers).
@@ -146,7 +147,7 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
             return args[root], p.offset - plan.placements[root].offset
         return "kws_scratch", p.offset
 
-    structs, steps, channel_arrays = [], [], []
+    structs, steps, requant_arrays = [], [], []
     region: list = []  # (op, params) of the element-wise ops fused so far
 
     def flush() -> None:
@@ -194,16 +195,20 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
                                     f"{label}: weights [{params.output_depth}]"
                                     f"[{params.accum_depth}], {special.FC_GROUP} rows "
                                     "interleaved (special.interleave_weights)")
-                c_name = identifier(f"kws_c_{n}")
-                channel_arrays.append({
-                    "name": c_name, "size": params.output_depth,
-                    "comment": f"{label}: per channel bias + input_offset "
-                               f"({params.input_offset}) * row sum, 2m - 2^32, rounding "
-                               "constant with the output zero point, right shift",
+                b = arrays.add_int32(f"kws_b_{n}", fast.bias,
+                                     f"{label}: bias + input_offset ({params.input_offset}) * "
+                                     "row sums")
+                q_name = identifier(f"kws_q_{n}")
+                requant_arrays.append({
+                    "name": q_name, "size": len(fast.requant),
+                    "comment": f"{label}: 2m - 2^32, rounding constant with the output zero "
+                               "point, right shift; " + ("one for all channels (per-tensor)"
+                                                         if fast.shared else "per channel"),
                     "rows": ["{" + ", ".join(c_int32(v) for v in row) + "},"
-                             for row in fast.table]})
+                             for row in fast.requant]})
                 steps.append({**common, "kind": "fc_fast_int8" if fast.full_range else "fc_fast",
-                              "weights": w, "channels": c_name})
+                              "weights": w, "bias": b, "requant": q_name,
+                              "suffix": FC_FAST_VARIANTS[fast.shared]["suffix"]})
                 continue
             w = arrays.add_int8(f"kws_w_{n}", params.weights,
                                 f"{label}: weights [{params.output_depth}][{params.accum_depth}]")
@@ -258,12 +263,29 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         "op_summary": ", ".join(graph.op_names),
         "int8_arrays": arrays.int8,
         "int32_arrays": arrays.int32,
-        "channel_arrays": channel_arrays,
+        "requant_arrays": requant_arrays,
+        "fc_fast_variants": fc_fast_variants(
+            {s["suffix"] for s in steps if s.get("kind", "").startswith("fc_fast")}),
         "structs": structs,
         "steps": steps,
         "new_state": pointer(new_state_t),
         "logits": pointer(logits_t),
     }
+
+
+FC_FAST_VARIANTS = {
+    False: {"suffix": "", "stride": 1,
+            "comment": "requant[c]: one requantization per output channel (per-channel weights)"},
+    True: {"suffix": "_shared", "stride": 0,
+           "comment": "requant[0] for every output channel (per-tensor weights: 12 bytes of "
+                      "flash per channel less)"},
+}
+
+
+def fc_fast_variants(suffixes) -> list[dict]:
+    """The fast FULLY_CONNECTED variants to emit: only those the model calls (the flash
+    footprint counts every compiled function)."""
+    return [v for v in FC_FAST_VARIANTS.values() if v["suffix"] in suffixes]
 
 
 def _is_elementwise(graph, op, params) -> bool:

@@ -126,6 +126,21 @@ def test_model_c_layout(build_model):
     assert "memcpy(kws_scratch" not in text
 
 
+@pytest.mark.parametrize("name, shared", [("H64-C12", False), ("H32-C10-per-tensor", True)])
+def test_fc_requantization_stored_once_for_per_tensor_weights(build_model, name, shared):
+    """Per-tensor weights: one kws_fc_requant_t per FULLY_CONNECTED (not one per channel), and
+    only the variant the model calls is compiled (flash counts every function)."""
+    import re
+
+    files = cgen.sources(build_model(*BUILT[name]))
+    sizes = [int(n) for n in re.findall(r"static const kws_fc_requant_t kws_q_\d+\[(\d+)\]",
+                                        files["kws_model.c"])]
+    assert sizes and (all(n == 1 for n in sizes) if shared else min(sizes) > 1)
+    kernels = files["kws_kernels.c"]
+    assert ("kws_fc_fast_int8_shared(" in kernels) == shared
+    assert ("kws_fc_fast_int8(" in kernels) != shared
+
+
 def test_identifiers_are_validated():
     assert cgen.identifier("kws_w_12") == "kws_w_12"
     for bad in ("w_12", "kws_W", "kws_a-b", "kws_", "kws_x;"):

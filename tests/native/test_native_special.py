@@ -187,21 +187,32 @@ def test_interleaved_weights_give_the_same_dot_products(shape):
 
 def _fc_cases():
     """(params, [batches, depth] inputs) with odd shapes: 2 groups of 4 rows + 3 rows, 10
-    input words + 3 bytes, two batches, extreme inputs; one clamped variant."""
+    input words + 3 bytes, two batches, extreme inputs; one clamped variant; per-channel and
+    per-tensor (one shared requantization) multipliers."""
     rng = np.random.default_rng(12)
     cases = []
-    for activation in ((-128, 127), (-100, 90)):
-        p = _fc_params(rng, 11, 43, activation=activation, batches=3,
-                       input_shapes=((3, 43),), output_shapes=((3, 11),))
-        x = rng.integers(-128, 128, (3, 43)).astype(np.int8)
-        x[1] = -128
-        x[2] = 127
-        cases.append((p, x))
+    for per_channel in (True, False):
+        for activation in ((-128, 127), (-100, 90)):
+            p = _fc_params(rng, 11, 43, activation=activation, batches=3,
+                           input_shapes=((3, 43),), output_shapes=((3, 11),))
+            if not per_channel:
+                p = dataclasses.replace(p, per_channel=False,
+                                        multiplier=np.full(11, p.multiplier[0], np.int32),
+                                        shift=np.full(11, p.shift[0], np.int32))
+            x = rng.integers(-128, 128, (3, 43)).astype(np.int8)
+            x[1] = -128
+            x[2] = 127
+            cases.append((p, x))
+    assert [special.fc_channels(p).shared for p, _ in cases] == [False, False, True, True]
     return cases
 
 
 def _kernel_sources():
-    return {k: v for k, v in cgen.sources(_any_model()).items() if k.startswith("kws_kernels")}
+    """The kernel files with every fast FULLY_CONNECTED variant (a model emits only those it
+    calls)."""
+    ctx = {**cgen.context(_any_model()), "fc_fast_variants": list(cgen.FC_FAST_VARIANTS.values())}
+    return {name: cgen.render(tpl, ctx, "0" * 64) for name, tpl in cgen.TEMPLATES.items()
+            if name.startswith("kws_kernels")}
 
 
 def _any_model():
@@ -218,18 +229,21 @@ def test_fc_fast_kernel_on_the_host():
     for p, x in _fc_cases():
         fast = special.fc_channels(p)
         w = special.interleave_weights(p.weights)
-        table = np.ascontiguousarray(fast.table, np.int32)
+        bias = np.ascontiguousarray(fast.bias, np.int32)
+        requant = np.ascontiguousarray(fast.requant, np.int32)
+        suffix = cgen.FC_FAST_VARIANTS[fast.shared]["suffix"]
         out = np.zeros(x.shape[0] * p.output_depth, np.int8)
         if fast.full_range:
-            fn = lib.kws_fc_fast_int8
-            fn.argtypes = [i8p, i8p, i32p, size, size, size, i8p]
-            fn(np.ascontiguousarray(x), w, table, x.shape[0], p.accum_depth, p.output_depth, out)
-        else:
-            fn = lib.kws_fc_fast
+            fn = getattr(lib, "kws_fc_fast_int8" + suffix)
             fn.argtypes = [i8p, i8p, i32p, i32p, size, size, size, i8p]
-            params = np.array([p.output_offset, p.activation_min, p.activation_max], np.int32)
-            fn(np.ascontiguousarray(x), w, table, params, x.shape[0], p.accum_depth,
+            fn(np.ascontiguousarray(x), w, bias, requant, x.shape[0], p.accum_depth,
                p.output_depth, out)
+        else:
+            fn = getattr(lib, "kws_fc_fast" + suffix)
+            fn.argtypes = [i8p, i8p, i32p, i32p, i32p, size, size, size, i8p]
+            params = np.array([p.output_offset, p.activation_min, p.activation_max], np.int32)
+            fn(np.ascontiguousarray(x), w, bias, requant, params, x.shape[0],
+               p.accum_depth, p.output_depth, out)
         expected = ops.evaluate_fully_connected(p, [x])[0].reshape(-1)
         assert np.array_equal(out, expected)
 
@@ -250,16 +264,19 @@ def test_fc_fast_kernel_in_qemu(core):
         fast = special.fc_channels(p)
         body.append(_c_array("int8_t", f"x{n}", x))
         body.append(_c_array("int8_t", f"w{n}", special.interleave_weights(p.weights)))
-        rows = ", ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in fast.table)
-        body.append(f"static const kws_fc_channel_t c{n}[] = {{{rows}}};\n")
+        rows = ", ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in fast.requant)
+        body.append(_c_array("int32_t", f"b{n}", fast.bias))
+        body.append(f"static const kws_fc_requant_t q{n}[] = {{{rows}}};\n")
+        req = f"b{n}, q{n}"
+        suffix = cgen.FC_FAST_VARIANTS[fast.shared]["suffix"]
         body.append(f"static int8_t o{n}[{x.size // p.accum_depth * p.output_depth}];\n")
         dims = f"{x.shape[0]}u, {p.accum_depth}u, {p.output_depth}u"
         if fast.full_range:
-            calls.append(f"kws_fc_fast_int8(x{n}, w{n}, c{n}, {dims}, o{n});")
+            calls.append(f"kws_fc_fast_int8{suffix}(x{n}, w{n}, {req}, {dims}, o{n});")
         else:
             body.append(f"static const kws_fc_params_t p{n} = {{{p.output_offset}, "
                         f"{p.activation_min}, {p.activation_max}}};\n")
-            calls.append(f"kws_fc_fast(x{n}, w{n}, c{n}, &p{n}, {dims}, o{n});")
+            calls.append(f"kws_fc_fast{suffix}(x{n}, w{n}, {req}, &p{n}, {dims}, o{n});")
         calls.append(f"for (i = 0; i < sizeof o{n}; ++i) {{ kws_print_i64(o{n}[i]); "
                      "kws_print(\",\"); }")
         expected.extend(ops.evaluate_fully_connected(p, [x])[0].reshape(-1).tolist())
