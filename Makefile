@@ -20,6 +20,9 @@ RUN ?= runs/default
 SYNTH ?= build/synth
 SYNTH_ARGS := --per-word 200 --seed 1
 BENCH_JOBS ?= 2
+# Training settings file for `make train` and bench's cross-validation (empty: the defaults),
+# e.g. CONFIG=kws/presets/gru80-hop32.yaml (wider GRU that still fits the M4 budgets).
+CONFIG ?=
 
 # Firmware: BOARD= a file in boards/ (kws boards list), BACKEND=native|tflm, WAV= audio for
 # emulated boards (default: build/demo.wav, keywords from the shared data or synthetic).
@@ -78,7 +81,7 @@ demo: setup
 
 train: setup
 	$(if $(SYNTH),$(KWS) synth --out $(SYNTH) $(SYNTH_ARGS),)
-	$(KWS) train --out $(RUN) --force $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),)
+	$(KWS) train --out $(RUN) --force $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),) $(if $(CONFIG),--config $(CONFIG),)
 	@# Recognizer defaults tuned on validation-speaker streams (K <= 2: the M4 cost budget).
 	$(KWS) streams tune --model $(RUN) --ks 1,2 --apply $(if $(DATA),--data $(DATA),) \
 		|| echo "train: stream tuning skipped (the manifest keeps the default recognizer)"
@@ -86,7 +89,7 @@ train: setup
 bench: setup
 	@mkdir -p build
 	$(if $(SYNTH),$(KWS) synth --out $(SYNTH) $(SYNTH_ARGS),)
-	$(KWS) bench --json --cv --jobs $(BENCH_JOBS) $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),) > build/bench.json
+	$(KWS) bench --json --cv --jobs $(BENCH_JOBS) --model $(RUN) $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),) $(if $(CONFIG),--config $(CONFIG),) > build/bench.json
 	@echo "bench: wrote build/bench.json"
 
 # A default bundle is trained when none exists.
