@@ -42,17 +42,21 @@ def _m4_cost(run_dir: Path, err: Console) -> dict | None:
     toolchain or QEMU is missing."""
     from kws.emulate.bench import features_cost, model_cost
     from kws.errors import KwsError
+    from kws.evaluate import load_bundle
 
     try:
-        model = model_cost((run_dir / "model.tflite").read_bytes(), "cortex-m4f")
-        feats = features_cost("cortex-m4f")
+        bundle = load_bundle(run_dir)
+        model = model_cost(bundle.tflite, "cortex-m4f")
+        feats = features_cost("cortex-m4f", bundle.manifest.features)
     except KwsError as exc:
         err.print(f"skipped the Cortex-M4 cost: {exc}")
         return None
-    steps_per_second = 1000 / 20  # one feature frame and one model step per 20 ms hop
+    # one feature frame and K model steps (K staggered states) per hop
+    frames_per_second = 1000 / bundle.manifest.features.hop_ms
     return {"frame": feats["instructions_per_frame"], "step": model["instructions_per_step"],
-            "per_second": steps_per_second * (feats["instructions_per_frame"]
-                                              + model["instructions_per_step"]),
+            "per_second": frames_per_second * (feats["instructions_per_frame"]
+                                               + bundle.manifest.streaming.resets
+                                               * model["instructions_per_step"]),
             "text": model["text"], "bss": model["bss"]}
 
 
@@ -103,13 +107,15 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
     out.print(f"   all {result['clips']} clips of the data (training clips included): int8 "
               f"{result['accuracy']:.3f}")
     out.print(f"   model.tflite {manifest['tflite_bytes']} bytes, tflite-micro arena "
-              f"{manifest['arena_bytes']} bytes, {manifest['macs_per_step']} MACs per 20 ms step")
+              f"{manifest['arena_bytes']} bytes, {manifest['macs_per_step']} MACs per "
+              f"{manifest['features']['hop_ms']:g} ms step")
     out.print(f"   native C model vs tflite-micro on those {result['clips']} clips: "
               + ("byte-identical int8 logits" if same else "[red]DIFFERENT int8 logits[/]"))
     cost = _m4_cost(run_dir, err)
     if cost:
         out.print(f"   Cortex-M4 (QEMU): features {cost['frame']:,.0f} instructions per frame, model "
-                  f"{cost['step']:,.0f} per step; model code {cost['text']:,} B flash, "
+                  f"{cost['step']:,.0f} per step ({cost['per_second'] / 1e6:.2f} M per second of "
+                  f"audio with the manifest's staggered states); model code {cost['text']:,} B flash, "
                   f"{cost['bss']} B scratch RAM")
     out.print(f"   bundle: {run_dir}/ (MODEL_CARD.md, confusion.png, report.json)")
     fw = _firmware(run_dir, roots, out, err)

@@ -64,9 +64,10 @@ def unit_costs(bundle) -> tuple[float, float, str]:
         return FEATURE_INSTRUCTIONS_PER_FRAME, STEP_INSTRUCTIONS, "typical GRU-64 figures"
 
 
-def cost(k: int, frames_per_second: float = 50.0, clock_hz: float = 64e6,
+def cost(k: int, frames_per_second: float, clock_hz: float = 64e6,
          units: tuple[float, float, str] | None = None) -> dict:
-    """Device work for K states: K model steps + one feature frame per frame."""
+    """Device work for K states: K model steps + one feature frame per frame (the bundle's
+    frame rate: 1000 / hop_ms, e.g. 31.25 at a 32 ms hop)."""
     frame, step, source = units or (FEATURE_INSTRUCTIONS_PER_FRAME, STEP_INSTRUCTIONS,
                                     "typical GRU-64 figures")
     per_s = frames_per_second * (frame + k * step)
@@ -330,6 +331,7 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
     test_sweep = sweep(test.runs[s.resets], cfg, tolerance_s=tolerance_s)
     recommend, reason = _recommendation(met, t_t, cur_t, max_fa_per_hour, s, cur)
     units = unit_costs(bundle)  # measured once in QEMU, shared by both cost figures
+    fps = 1000.0 / m.features.hop_ms
     result = TuneResult(
         model=str(bundle.folder), model_sha256=m.model_sha256, max_fa_per_hour=max_fa_per_hour,
         tolerance_s=tolerance_s,
@@ -343,7 +345,8 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
             test.runs[s.resets], cfg, tolerance_s)},
         current={"resets": cur.resets, "recognizer": cur.recognizer(),
                  "validation": cur_v.as_dict(), "test": cur_t.as_dict()},
-        cost={"chosen": cost(s.resets, units=units), "current": cost(cur.resets, units=units)},
+        cost={"chosen": cost(s.resets, fps, units=units),
+              "current": cost(cur.resets, fps, units=units)},
         audio={"validation": val.info, "test": test.info},
         grid={"settings": len(rows), "ks": list(ks), "windows_ms": list(WINDOWS_MS),
               "suppression_ms": list(SUPPRESSION_MS), "minimum_counts": list(MIN_COUNTS),

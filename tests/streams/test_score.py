@@ -11,7 +11,7 @@ from kws.streams.score import (
     Decisions, StreamRun, Tally, best_under, curve, false_accept_causes, match, recognize,
     sweep, tally,
 )
-from kws.streams.tune import GridRow, Setting, apply_tuning, canonical_windows, pick
+from kws.streams.tune import GridRow, Setting, apply_tuning, canonical_windows, cost, pick
 
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 
@@ -215,3 +215,12 @@ def test_false_accepts_are_attributed_to_what_was_heard():
     # with a 0.2 s tolerance 7.0 s is too late for the word that ended at 6.5 s
     assert false_accept_causes([run], cfg, tolerance_s=0.2) == {
         "keyword": 1, "unknown_word": 1, "background": 2}
+
+
+def test_cost_scales_with_the_bundles_frame_rate():
+    """K model steps and one feature frame per hop: a 32 ms hop is 31.25 frames a second."""
+    units = (25_000.0, 60_000.0, "test figures")
+    at_20ms, at_32ms = cost(2, 50.0, units=units), cost(2, 31.25, units=units)
+    assert at_20ms["instructions_per_second"] == 50 * (25_000 + 2 * 60_000)
+    assert at_32ms["instructions_per_second"] == int(31.25 * (25_000 + 2 * 60_000))
+    assert at_32ms["share_of_64mhz_m4_at_1_ipc"] == round(31.25 * 145_000 / 64e6, 3)
