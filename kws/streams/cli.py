@@ -128,7 +128,7 @@ def eval_cmd(
         "recognizer": m.recognizer.model_dump(), "window_decisions": config.window,
         "at_manifest": at, "false_accept_causes": false_accept_causes(runs.runs[k], config),
         "sweep": _sweep_summary(points), "audio": runs.info,
-        "per_snr": per_snr(runs.runs[k], config), "cost": cost(k, units=unit_costs(bundle)), "wall_s": round(time.time() - t0, 1),
+        "per_snr": per_snr(runs.runs[k], config), "cost": cost(k, 1000.0 / m.features.hop_ms, units=unit_costs(bundle)), "wall_s": round(time.time() - t0, 1),
     }
     from kws.streams.impair import Impairment
 
