@@ -40,24 +40,19 @@ def _trained_on(run_dir: Path) -> list[str] | None:
 def _m4_cost(run_dir: Path, err: Console) -> dict | None:
     """Guest instructions on an emulated Cortex-M4, or None (with a reason) when the cross
     toolchain or QEMU is missing."""
-    from kws.emulate.bench import features_cost, model_cost
+    from kws.emulate.cost import part_costs
     from kws.errors import KwsError
     from kws.evaluate import load_bundle
 
     try:
-        bundle = load_bundle(run_dir)
-        model = model_cost(bundle.tflite, "cortex-m4f")
-        feats = features_cost("cortex-m4f", bundle.manifest.features)
+        # features per frame + K model steps per frame + recognizer, at the bundle's frame rate
+        c = part_costs(load_bundle(run_dir), "cortex-m4f")
     except KwsError as exc:
         err.print(f"skipped the Cortex-M4 cost: {exc}")
         return None
-    # one feature frame and K model steps (K staggered states) per hop
-    frames_per_second = 1000 / bundle.manifest.features.hop_ms
-    return {"frame": feats["instructions_per_frame"], "step": model["instructions_per_step"],
-            "per_second": frames_per_second * (feats["instructions_per_frame"]
-                                               + bundle.manifest.streaming.resets
-                                               * model["instructions_per_step"]),
-            "text": model["text"], "bss": model["bss"]}
+    return {"frame": c["instructions_per_frame"], "step": c["instructions_per_step"],
+            "per_second": c["per_second_total"], "text": c["model_text_bytes"],
+            "bss": c["model_bss_bytes"]}
 
 
 def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFAULT_RUN) -> dict:

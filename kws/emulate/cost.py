@@ -43,6 +43,7 @@ def part_costs(bundle, core: str) -> dict:
             "instructions_per_step": model["instructions_per_step"],
             "instructions_per_mac": model["instructions_per_mac"],
             "instructions_per_decision": recog["instructions_per_decision"],
+            "model_text_bytes": model["text"], "model_bss_bytes": model["bss"],
             "per_second": {k2: round(v) for k2, v in parts.items()},
             "per_second_total": round(sum(parts.values()))}
 
