@@ -54,7 +54,8 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
     prep = prepare(roots, cfg, report=lambda line: err.print(line, highlight=False),
                    train_only=train_only or [])
     counts = {s: len(v.labels) for s, v in prep.splits.items()}
-    err.print(f"train: clips {counts}; GRU {cfg.model.units} x {cfg.model.layers}, "
+    mode = "streams (one carried state)" if cfg.streaming.enabled else "clips"
+    err.print(f"train: clips {counts}; GRU {cfg.model.units} x {cfg.model.layers} on {mode}, "
               f"up to {cfg.epochs} epochs")
     out.mkdir(parents=True, exist_ok=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -63,11 +64,21 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
 
         def on_epoch(epoch: int, logs: dict) -> None:
             phase = "teacher " if logs.get("phase") == "teacher" else ""
+            if "val_keyword_hit" in logs:  # streaming training: frame loss, keyword windows heard
+                bar.update(task, completed=epoch, description=(
+                    f"epoch {epoch}: loss {logs['loss']:.3f} val loss {logs['val_loss']:.3f} "
+                    f"frames {logs['val_accuracy']:.3f} keywords heard {logs['val_keyword_hit']:.3f}"))
+                return
             bar.update(task, completed=epoch, description=(
                 f"{phase}epoch {epoch}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f} "
                 f"val {logs.get('val_accuracy', 0):.3f}"))
 
-        result = train(prep, cfg, out, resume=resume, on_epoch=on_epoch)
+        if cfg.streaming.enabled:
+            from kws.model.stream_train import train_streaming
+
+            result = train_streaming(prep, cfg, out, resume=resume, on_epoch=on_epoch)
+        else:
+            result = train(prep, cfg, out, resume=resume, on_epoch=on_epoch)
     if result.interrupted:
         err.print("[yellow]interrupted: exporting the best model so far "
                   f"(epoch {result.best_epoch}); `--resume` continues training[/]")

@@ -15,7 +15,8 @@ import numpy as np
 
 from kws import __version__
 from kws.export import convert
-from kws.export.manifest import Manifest, Quant, StateSpec, StreamingSpec, write_manifest
+from kws.export.manifest import (Manifest, Quant, RecognizerParams, StateSpec, StreamingSpec,
+                                 write_manifest)
 from kws.features import reference
 from kws.model import gru
 from kws.model.config import TrainConfig
@@ -47,6 +48,17 @@ def quantize_model(gm: gru.GruModel, prep: Prepared, config: TrainConfig,
     tflite, io = convert.share_state(
         convert.to_int8_tflite(step, frames, states, per_channel=config.per_channel))
     return tflite, io, TflmStepModel(tflite)
+
+
+# Per-frame decisions: a short average (the keyword's target lasts ~400 ms after its end);
+# `kws streams tune --apply` replaces these with settings measured on validation streams.
+CONTINUOUS_RECOGNIZER = RecognizerParams(average_window_ms=200, threshold=0.6,
+                                         suppression_ms=1000, minimum_count=3)
+
+
+def _continuous(config: TrainConfig) -> dict:
+    """A streaming-trained model runs one state that is never reset, deciding every frame."""
+    return {"mode": "continuous", "decision_frames": 1} if config.streaming.enabled else {}
 
 
 def export_bundle(run_dir: Path, prep: Prepared, config: TrainConfig, result: TrainResult,
@@ -84,7 +96,9 @@ def export_bundle(run_dir: Path, prep: Prepared, config: TrainConfig, result: Tr
         state=StateSpec(size=state_size, layers=config.model.layers, units=config.model.units,
                         quant=Quant(scale=io["state"].scale, zero_point=io["state"].zero_point)),
         logits_quant=logits_quant,
-        streaming=StreamingSpec(clip_frames=int(train.features.shape[1]), resets=1),
+        recognizer=CONTINUOUS_RECOGNIZER if config.streaming.enabled else RecognizerParams(),
+        streaming=StreamingSpec(clip_frames=int(train.features.shape[1]), resets=1,
+                                **_continuous(config)),
         ops=tuple(tflm.op_names),
         arena_bytes=int(tflm.arena_min_bytes),
         tflite_bytes=len(tflite),

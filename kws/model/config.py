@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kws.config import AugmentConfig, DataConfig, Frozen, build, read_config_file
 from kws.errors import KwsError
@@ -30,8 +30,59 @@ class DistillConfig(Frozen):
                                "before the softmax (higher = softer targets)")
 
 
+class StreamTrainConfig(Frozen):
+    """Streaming training (`enabled`): the GRU learns on long synthetic streams of training
+    clips with one state that is never reset (truncated BPTT, the state carried from chunk to
+    chunk and stream to stream), with a target at every frame. See kws/data/sequences.py for
+    how a stream and its frame targets are made and kws/model/stream_train.py for the loop."""
+
+    enabled: bool = Field(False, description="train on streams (one state, a decision every "
+                          "frame on the device) instead of 1 s clips with a reset state")
+    lanes: int = Field(32, ge=1, description="streams trained side by side (the batch)")
+    chunk_frames: int = Field(100, ge=4, description="frames per truncated-BPTT chunk")
+    stream_seconds: float = Field(40.0, gt=1, description="length of each generated stream; "
+                                  "the next one continues the lane with the state carried")
+    blocks_per_epoch: int = Field(3, ge=1, description="blocks of `lanes` streams per epoch")
+    reset_prob: float = Field(0.03, ge=0, le=1, description="chance per chunk that a lane's "
+                              "state starts again from zero (as after the device boots)")
+    keyword_share: float = Field(0.5, ge=0, le=1, description="share of slots holding a keyword")
+    unknown_share: float = Field(0.35, ge=0, le=1, description="share of slots holding a "
+                                 "non-keyword word (_unknown_ clips); the rest stay pauses")
+    gap_s: tuple[float, float] = Field((0.1, 1.2), description="pause after each word (uniform)")
+    pause_s: tuple[float, float] = Field((0.3, 2.5), description="length of an empty slot")
+    speech_dbfs: tuple[float, float] = Field((-40.0, -14.0), description="per-stream speech "
+                                             "level (active RMS, dB re full scale)")
+    level_jitter_db: float = Field(6.0, ge=0, description="per-word level change, +-dB")
+    snr_db: tuple[float, float] = Field((0.0, 30.0), description="per-stream speech-to-noise")
+    colored_noise_share: float = Field(0.3, ge=0, le=1, description="share of noise segments "
+                                       "that are synthetic colored noise (else recordings)")
+    speed_range: tuple[float, float] = Field((0.9, 1.1), description="per-word playback rate")
+    hold_ms: float = Field(400.0, gt=0, description="a keyword's label lasts this long after "
+                           "the end of its speech (cut at the next word's onset)")
+    lead_ms: float = Field(40.0, ge=0, description="...and starts this long before the end")
+    unknown_mask_ms: float = Field(150.0, ge=0, description="the start of a non-keyword word "
+                                   "carries no target (it may sound like a keyword's start)")
+    loss: Literal["ce", "maxpool"] = Field("ce", description="ce: cross-entropy on every "
+                                           "unmasked frame; maxpool: a keyword's window is "
+                                           "scored by its best frame (Sun et al. 2016)")
+    validation_seconds: float = Field(600.0, gt=0, description="validation streams per epoch")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "StreamTrainConfig":
+        for name in ("gap_s", "pause_s", "speech_dbfs", "snr_db", "speed_range"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name}: low {lo} is above high {hi}")
+        if self.keyword_share + self.unknown_share > 1:
+            raise ValueError("keyword_share + unknown_share must be at most 1")
+        if self.speed_range[0] <= 0:
+            raise ValueError("speed_range must be positive")
+        return self
+
+
 class TrainConfig(Frozen):
     model: ModelConfig = ModelConfig()
+    streaming: StreamTrainConfig = StreamTrainConfig()
     data: DataConfig = DataConfig()
     augment: AugmentConfig = AugmentConfig()
     distill: DistillConfig = DistillConfig()

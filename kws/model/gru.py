@@ -111,3 +111,45 @@ def run_step_float(step: keras.Model, frames: np.ndarray, state_size: int) -> tu
         state = new_state.numpy()
         states[:, i] = state
     return states, np.asarray(logits)
+
+
+@dataclass
+class StreamingModel:
+    """The streaming training model and the clip model that share its layers.
+
+    `sequence`: ([frames [B, T, F], state of each layer [B, H]...]) -> (logits [B, T, C], new
+    state of each layer...), so truncated BPTT can carry the state from chunk to chunk.
+    `clip.model`: [frames of a clip] -> logits at its last frame from the zero state, which is
+    how `kws eval` scores a clip with the streaming model (and what model.keras holds)."""
+
+    sequence: keras.Model
+    clip: GruModel
+
+
+def build_streaming(config: ModelConfig, clip_frames: int, bands: int, labels: int,
+                    mean: np.ndarray, std: np.ndarray) -> StreamingModel:
+    mean = np.asarray(mean, np.float32)
+    std = np.asarray(std, np.float32)
+    normalize = keras.layers.Rescaling(1.0 / std, offset=-mean / std, name="normalize")
+    grus = [keras.layers.GRU(config.units, reset_after=True, return_sequences=True,
+                             return_state=True, name=f"gru{i}") for i in range(config.layers)]
+    dropout = keras.layers.Dropout(config.dropout, name="dropout")
+    dense = keras.layers.Dense(labels, name="logits")
+
+    frames = keras.Input((None, bands), name="log_mel")
+    states_in = [keras.Input((config.units,), name=f"state{i}") for i in range(config.layers)]
+    x, states_out = normalize(frames), []
+    for gru, h0 in zip(grus, states_in):
+        x, h = gru(x, initial_state=h0)
+        states_out.append(h)
+    sequence = keras.Model([frames, *states_in], [dense(dropout(x)), *states_out],
+                           name="kws_gru_stream")
+
+    clip_in = keras.Input((clip_frames, bands), name="log_mel_clip")
+    y = normalize(clip_in)
+    for gru in grus:
+        y, _ = gru(y)
+    y = keras.layers.Cropping1D((clip_frames - 1, 0), name="last_frame")(y)
+    y = keras.layers.Flatten(name="flat")(dense(dropout(y)))
+    clip = keras.Model(clip_in, y, name="kws_gru")
+    return StreamingModel(sequence, GruModel(clip, [g.cell for g in grus], dense, mean, std))
