@@ -6,7 +6,8 @@ KWS := $(VENV)/bin/kws
 PY := $(VENV)/bin/python
 BOARD ?= qemu_m4
 DATA ?=
-SHARED_DATA := ../shared/data/speech_commands
+# The shared data folder: speech_commands, speech_commands_extra, negatives (kws.data.dataset.shared_data)
+SHARED_DATA := ../shared/data
 
 # Debian packages the tool chain needs (cross compiler, C library, emulator, TTS engines, sox,
 # clang with the libFuzzer/ASan/UBSan runtime for tests/fuzz).

@@ -109,15 +109,23 @@ def synth(
 
 @app.command()
 def data(
-    data_dirs: DataOpt,
+    data_dirs: Annotated[Optional[list[Path]], typer.Option(
+        "--data", help="Speech Commands style folder; repeat to combine (default: the shared "
+                       "data's folders).")] = None,
     keywords: Annotated[Optional[str], typer.Option(help="Comma-separated keywords (default: the ten).")] = None,
     read: Annotated[bool, typer.Option("--read/--no-read", help="Read every clip to find bad files.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show what a data folder holds: clips per label and split, speakers, noise, bad files."""
-    from kws.config import DataConfig
-    from kws.data.dataset import index_folders, load_audio
+    """Show what data folders hold: clips per label and split, speakers, noise, bad files."""
+    import time
 
+    from kws.config import DataConfig
+    from kws.data.dataset import default_data_roots, index_folders, load_audio
+
+    started = time.perf_counter()
+    data_dirs, _ = default_data_roots(data_dirs or [])
+    if not data_dirs:
+        raise KwsError("no data folder given and no shared data found (use --data DIR)")
     config = DataConfig(**({"keywords": tuple(k.strip() for k in keywords.split(","))} if keywords else {}))
     dataset = index_folders(data_dirs, config)
     for note in dataset.notes:
@@ -127,22 +135,26 @@ def data(
         dataset.problems = loaded.problems
         dataset.clips = loaded.clips
     summary = dataset.summary()
+    summary["seconds"] = round(time.perf_counter() - started, 2)
     if json_out:
         _emit_json(summary)
         return
     table = Table(title=f"{', '.join(str(d) for d in data_dirs)}")
     table.add_column("label")
-    for split in ("train", "validation", "test"):
+    SPLIT_NAMES = ("train", "validation", "test")
+    for split in SPLIT_NAMES:
         table.add_column(split, justify="right")
     table.add_column("total", justify="right")
     for label, per in summary["counts"].items():
         table.add_row(label, *(str(v) for v in per.values()), str(sum(per.values())))
+    split_totals = [sum(per[s] for per in summary["counts"].values()) for s in SPLIT_NAMES]
+    table.add_row("total", *(str(v) for v in split_totals), str(sum(split_totals)), style="bold")
     out.print(table)
     sp = summary["speakers"]
     out.print(f"{summary['clips']} clips in {len(summary['labels'])} labels; speakers "
               f"train {sp['train']} / validation {sp['validation']} / test {sp['test']}; "
               f"{summary['noise_files']} background-noise files; "
-              f"{len(summary['problems'])} unreadable files skipped")
+              f"{len(summary['problems'])} unreadable files skipped ({summary['seconds']:.1f} s)")
 
 
 @features_app.command("compare")

@@ -3,6 +3,8 @@
 Folder layout (one or several roots): `<root>/<word>/<speaker>_nohash_<n>.wav`,
 `<root>/_unknown_/<word>_<speaker>_nohash_<n>.wav`, `<root>/_silence_/`,
 `<root>/_background_noise_/*.wav`, optional `validation_list.txt` / `testing_list.txt`.
+Clips may be WAV or FLAC (or any other format in `AUDIO_SUFFIXES`, all read by soundfile);
+FLAC is lossless, so a FLAC copy of a WAV gives the same samples.
 
 Indexing only lists files (fast even for the 85k-clip full set); audio is read by
 `load_audio`, which skips bad files with one line each instead of failing mid-run.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +31,11 @@ SPLITS = ("train", "validation", "test")
 # The data set's own split rule: a hash of the speaker id, in this many buckets.
 _MAX_WAVS_PER_CLASS = 2**27 - 1
 AUTO_SALT = "kws"
+# File types read as clips and noise (soundfile/libsndfile reads them all).
+AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff",
+                            ".mp3"})
+# The shared data folder's sub-folders, in the order they are combined.
+SHARED_FOLDERS = ("speech_commands", "speech_commands_extra", "negatives")
 _SPEAKER_RE = re.compile(r"([^_/]+)_nohash_")
 
 
@@ -108,11 +116,19 @@ class Dataset:
         }
 
 
-def speaker_of(path: Path) -> str:
-    """Speaker id from `<speaker>_nohash_<n>.wav` or `<word>_<speaker>_nohash_<n>.wav`;
-    a file without `_nohash_` is its own speaker (its stem)."""
+def speaker_of(path: Path, root: Path | None = None) -> str:
+    """Speaker id from `<speaker>_nohash_<n>.wav` or `<word>_<speaker>_nohash_<n>.wav`.
+
+    A file without `_nohash_` is its own speaker, named by where it is so that equal names in
+    different folders (`yes/0001.flac`, `no/0001.flac`) or roots stay different speakers:
+    `<root name>/<path inside root>` when `root` is given, else `<folder>/<file name>`."""
+    path = Path(path)
     m = _SPEAKER_RE.search(path.name)
-    return m.group(1) if m else path.stem
+    if m:
+        return m.group(1)
+    if root is not None:
+        return f"{Path(root).name}/{path.relative_to(root).as_posix()}"
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 def clip_identity(clip: Clip) -> str:
@@ -146,7 +162,7 @@ def index_folders(roots: Sequence[str | Path], config: DataConfig = DataConfig()
     for root in train_only:
         extra, extra_noise = _index_root(Path(root), dataset.config)
         if not extra:
-            raise KwsError(f"{root}: no WAV files in label folders")
+            raise KwsError(f"{root}: no audio files (WAV/FLAC) in label folders")
         dataset.clips += [dataclasses.replace(c, split="train", train_only=True) for c in extra
                           if c.label != SILENCE_LABEL or c.path is not None]
         dataset.noise_files = sorted(dataset.noise_files + extra_noise)
@@ -163,17 +179,42 @@ def _index_with_auto_salt(roots: Sequence[str | Path], config: DataConfig) -> Da
         config = config.model_copy(update={"split_salt": ""})
     if config.split_salt is None:
         dataset = _index(roots, config.model_copy(update={"split_salt": ""}))
-        sizes = Counter(c.split for c in dataset.clips if c.label in config.keywords)
-        if sizes["train"] and (sizes["validation"] or not config.validation_percent):
+        why = _official_split_shortfall(dataset.clips, config)
+        if why is None:
             return dataset
         config = config.model_copy(update={"split_salt": AUTO_SALT})
-        notes.append(
-            "the data set's own speaker-hash split leaves no training or validation clips here "
-            f"(the folder is one official split), so speakers are re-split with salt '{AUTO_SALT}'"
-        )
+        notes.append(f"the data set's own speaker-hash split {why}, so all speakers are "
+                     f"re-split with salt '{AUTO_SALT}'")
     dataset = _index(roots, config)
     dataset.notes += notes
     return dataset
+
+
+def _official_split_shortfall(clips: Sequence[Clip], config: DataConfig) -> str | None:
+    """Why the official speaker-hash split does not suit these folders, or None when it does.
+
+    It does not when the keywords get no training or no validation clips (a folder that is one
+    official split), or when some label (a keyword or `_unknown_`) gets less than half of its
+    expected training share (100 - validation% - test%) of its clips: e.g. official test
+    speakers for most of a word's clips, which would leave that word almost untrained."""
+    sizes = Counter(c.split for c in clips if c.label in config.keywords)
+    if not sizes["train"] or (config.validation_percent and not sizes["validation"]):
+        return ("leaves no training or validation clips here (the folder is one official "
+                "split)")
+    expected = (100 - config.validation_percent - config.testing_percent) / 100
+    per: dict[str, Counter] = {}
+    for c in clips:
+        if c.label != SILENCE_LABEL:
+            per.setdefault(c.label, Counter())[c.split] += 1
+    starved = []
+    for label in (*config.keywords, UNKNOWN_LABEL):
+        n = sum(per.get(label, Counter()).values())
+        if n and per[label]["train"] < 0.5 * expected * n:
+            starved.append(f"{label} {per[label]['train']} of {n}")
+    if starved:
+        return (f"gives too few training clips to {', '.join(starved)} (under half of the "
+                f"expected {expected:.0%})")
+    return None
 
 
 def _index(roots: Sequence[str | Path], config: DataConfig) -> Dataset:
@@ -187,7 +228,7 @@ def _index(roots: Sequence[str | Path], config: DataConfig) -> Dataset:
     if not present & set(config.keywords):
         raise KwsError(
             f"{', '.join(str(r) for r in roots)}: none of the keywords "
-            f"({', '.join(config.keywords)}) has a folder with WAV files"
+            f"({', '.join(config.keywords)}) has a folder with audio files (WAV/FLAC)"
         )
     missing = [w for w in config.keywords if w not in present]
     if missing:
@@ -207,7 +248,8 @@ def _index_root(root: Path, config: DataConfig) -> tuple[list[Clip], list[Path]]
     clips: list[Clip] = []
     noise: list[Path] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        wavs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+        wavs = sorted(p for p in folder.iterdir()
+                      if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
         if folder.name == NOISE_FOLDER:
             noise += wavs
             continue
@@ -218,7 +260,7 @@ def _index_root(root: Path, config: DataConfig) -> tuple[list[Clip], list[Path]]
         else:
             label = folder.name if folder.name in keywords else UNKNOWN_LABEL
         for wav in wavs:
-            speaker = speaker_of(wav)
+            speaker = speaker_of(wav, root)
             rel = wav.relative_to(root).as_posix()
             split = fixed.get(rel) or (
                 "train" if fixed else
@@ -356,30 +398,52 @@ def load_noise(paths: Sequence[Path], report: Callable[[str], None] | None = Non
     return out
 
 
-def shared_data() -> Path | None:
-    """The team's Speech Commands copy: $KWS_SHARED_DATA when set (set it to a missing path to
-    say "none"), else ../shared/data/speech_commands beside the repository (or beside the
-    current folder, or the workspace's, for clones made elsewhere such as CI's)."""
-    import os
-
-    rel = Path("shared") / "data" / "speech_commands"
+def _shared_candidates() -> list[Path]:
     if "KWS_SHARED_DATA" in os.environ:
-        candidates = [Path(os.environ["KWS_SHARED_DATA"])]
-    else:
-        candidates = [Path(__file__).resolve().parents[3] / rel, Path.cwd().parent / rel,
-                      Path("/work") / rel]
-    for cand in candidates:
-        if cand.is_dir():
-            return cand
-    return None
+        return [Path(os.environ["KWS_SHARED_DATA"])]
+    rel = Path("shared") / "data"
+    return [Path(__file__).resolve().parents[3] / rel, Path.cwd().parent / rel, Path("/work") / rel]
+
+
+def shared_data() -> list[Path]:
+    """The team's shared data: its folders among `SHARED_FOLDERS` (speech_commands,
+    speech_commands_extra, negatives) that are present, in that order; [] when none is.
+
+    Looked up in ../shared/data beside the repository (or beside the current folder, or the
+    workspace's, for clones made elsewhere such as CI's). $KWS_SHARED_DATA overrides the lookup:
+    it may name the data folder holding those folders, or (as before) one Speech Commands style
+    folder, which is then the only one; a path that does not exist means "none"."""
+    return _shared()[0]
+
+
+def _shared() -> tuple[list[Path], bool]:
+    """(folders, whether $KWS_SHARED_DATA named one Speech Commands folder itself)."""
+    for cand in _shared_candidates():
+        if not cand.is_dir():
+            continue
+        found = [cand / name for name in SHARED_FOLDERS if (cand / name).is_dir()]
+        if found:
+            return found, False
+        if "KWS_SHARED_DATA" in os.environ:
+            return [cand], True
+    return [], False
+
+
+def shared_speech_commands() -> Path | None:
+    """Only the shared Speech Commands WAV folder (the 2,440 official test clips), for checks
+    that need exactly that set; see `shared_data` for the lookup."""
+    roots, single = _shared()
+    if single:
+        return roots[0]
+    return next((r for r in roots if r.name == SHARED_FOLDERS[0]), None)
 
 
 def default_data_roots(given: Sequence[Path] = ()) -> tuple[list[Path], str]:
-    """Which data a default run uses, and why: the folders given, else the shared Speech
-    Commands copy, else nothing (the caller synthesizes and says how to get real data)."""
+    """Which data a default run uses, and why: the folders given, else every shared folder
+    (`shared_data`), else nothing (the caller synthesizes and says how to get real data)."""
     if given:
         return list(given), "given"
     shared = shared_data()
-    if shared is not None:
-        return [shared], "shared"
+    if shared:
+        return shared, "shared"
     return [], "none"

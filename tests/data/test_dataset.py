@@ -22,7 +22,7 @@ from kws.data.dataset import (
     clip_identity,
     index_folders,
     load_audio,
-    shared_data,
+    shared_speech_commands,
     speaker_of,
     split_of,
 )
@@ -155,13 +155,19 @@ def test_other_words_are_unknown_and_keywords_configurable(root: Path) -> None:
         ("0a7c2a8d_nohash_12.wav", "0a7c2a8d"),
         ("cat_0a7c2a8d_nohash_0.wav", "0a7c2a8d"),
         ("backward_ffd2ba2f_nohash_3.wav", "ffd2ba2f"),
-        ("1024.wav", "1024"),
-        ("some_recording.wav", "some_recording"),
     ],
 )
 def test_speaker_of(name: str, speaker: str) -> None:
     assert speaker_of(Path("root") / "yes" / name) == speaker
     assert speaker_of(Path(name)) == speaker
+    assert speaker_of(Path("root") / "yes" / name, Path("root")) == speaker
+
+
+@pytest.mark.parametrize("name", ["1024.wav", "some_recording.flac"])
+def test_a_file_without_speaker_id_is_its_own_speaker_named_by_place(name: str) -> None:
+    assert speaker_of(Path("root") / "yes" / name) == f"yes/{name}"
+    assert speaker_of(Path(name)) == name
+    assert speaker_of(Path("data") / "yes" / name, Path("data")) == f"data/yes/{name}"
 
 
 def test_clip_speakers_come_from_file_names(ds) -> None:
@@ -397,7 +403,7 @@ def test_existing_silence_folder_is_used_instead_of_noise(tmp_path: Path) -> Non
     d = index_folders([root], CFG)
     sil = [c for c in d.clips if c.label == "_silence_"]
     assert len(sil) == 3 and all(c.path is not None and c.noise is None for c in sil)
-    assert sorted(c.speaker for c in sil) == ["1000", "1001", "1002"]
+    assert sorted(c.speaker for c in sil) == [f"withsil/_silence_/{1000 + i}.wav" for i in range(3)]
 
 
 def test_silence_audio_length_and_level(root: Path) -> None:
@@ -539,7 +545,7 @@ README_COUNTS = {"yes": 221, "no": 202, "up": 211, "down": 205, "left": 215, "ri
 
 @pytest.mark.real_data
 def test_shared_speech_commands() -> None:
-    path = shared_data()
+    path = shared_speech_commands()
     if path is None:
         pytest.skip("shared Speech Commands copy not found: expected $KWS_SHARED_DATA or "
                     "../shared/data/speech_commands beside the repository")

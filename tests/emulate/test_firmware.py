@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kws.data.audio import write_wav
-from kws.data.dataset import shared_data
+from kws.data.dataset import shared_speech_commands
 from kws.emulate import firmware
 from kws.evaluate import device_frames, int8_clip_logits, load_bundle
 from kws.recognize.stream import StreamRunner
@@ -24,7 +24,7 @@ def bundle(tmp_path_factory):
 
 def two_clips() -> np.ndarray:
     """Two 1 s int16 clips: real speech from the shared data when present, else tone bursts."""
-    root = shared_data()
+    root = shared_speech_commands()
     if root is not None:
         from kws.data.audio import fit_to_length, read_wav, to_int16
 

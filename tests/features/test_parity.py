@@ -100,10 +100,10 @@ def test_params_other_than_default_stay_equal():
 @pytest.mark.real_data
 def test_shared_clips_meet_the_issue_targets():
     """On a spread of the shared real clips (all 2,440 run in `kws features compare`)."""
-    from kws.data.dataset import shared_data
+    from kws.data.dataset import shared_speech_commands
     from kws.features.compare import compare_folders
 
-    root = shared_data()
+    root = shared_speech_commands()
     if root is None:
         pytest.skip("../shared/data/speech_commands not present (set KWS_SHARED_DATA)")
     result = compare_folders([root], limit=300)

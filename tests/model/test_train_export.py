@@ -165,9 +165,9 @@ def test_native_dump_equals_tflm_dump(tiny_run, tiny_data):
 @pytest.mark.real_data
 def test_native_equals_tflm_on_every_shared_clip(tiny_run):
     """L2 == L3 on real audio: every shared clip through the tiny bundle, byte for byte."""
-    from kws.data.dataset import shared_data
+    from kws.data.dataset import shared_speech_commands
 
-    root = shared_data()
+    root = shared_speech_commands()
     if root is None:
         pytest.skip("../shared/data/speech_commands not present (set KWS_SHARED_DATA)")
     out, _ = tiny_run
