@@ -110,7 +110,7 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
     if cost:
         out.print(f"   Cortex-M4 (QEMU): features {cost['frame']:,.0f} instructions per frame, model "
                   f"{cost['step']:,.0f} per step ({cost['per_second'] / 1e6:.2f} M per second of "
-                  f"audio with the manifest's staggered states); model code {cost['text']:,} B flash, "
+                  f"audio with the manifest's streaming schedule); model code {cost['text']:,} B flash, "
                   f"{cost['bss']} B scratch RAM")
     out.print(f"   bundle: {run_dir}/ (MODEL_CARD.md, confusion.png, report.json)")
     fw = _firmware(run_dir, roots, out, err)

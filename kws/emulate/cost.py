@@ -1,8 +1,9 @@
 """What the firmware costs on a board's chip, from guest-instruction counts in QEMU.
 
 Per part (each measured by itself in the bench program, -icount, deterministic): the feature
-front end per frame, the model per step (K steps per frame for K staggered states), the
-recognizer per decision; scaled to one second of audio. The whole firmware is also run on a WAV
+front end per frame, the model per step (K steps per frame for K staggered states; one per
+frame for a continuous bundle), the recognizer per decision (every clip_frames/K frames, or
+every streaming.decision_frames frames); scaled to one second of audio. The whole firmware is also run on a WAV
 and its own total (ring buffer and app glue included) and stack high-water mark are read back.
 Energy is an estimate from the board file's active current per MHz and supply voltage, under a
 stated assumption of cycles per instruction.
@@ -25,10 +26,13 @@ def part_costs(bundle, core: str) -> dict:
     """Guest instructions per second of audio for features, model and recognizer on `core`."""
     from kws.emulate.bench import features_cost, model_cost, recognizer_cost
 
+    from kws.recognize.stream import Schedule
+
     m = bundle.manifest
     frames_per_s = 1000.0 / m.features.hop_ms
-    k = m.streaming.resets
-    decisions_per_s = frames_per_s * k / m.streaming.clip_frames
+    sched = Schedule.from_manifest(m)
+    k = sched.states  # model steps per frame: K staggered states, or the one continuous state
+    decisions_per_s = 1000.0 / sched.decision_period_ms
     feat = features_cost(core, m.features)
     model = model_cost(bundle.tflite, core)
     recog = recognizer_cost(m, core)

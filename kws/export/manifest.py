@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from kws.config import Frozen
 from kws.errors import KwsError
@@ -38,11 +39,27 @@ class RecognizerParams(Frozen):
 
 
 class StreamingSpec(Frozen):
-    """How the clip-trained model runs on a stream: `clip_frames` steps from a zero state make
-    one decision; `resets` staggered states give a decision every clip_frames/resets frames."""
+    """How the model runs on a stream.
+
+    - `clip` (a clip-trained model; the default, so old manifests load unchanged):
+      `clip_frames` steps from a zero state make one decision; `resets` staggered states give
+      a decision every clip_frames/resets frames.
+    - `continuous` (a streaming-trained model): one state (`resets` must be 1) that is never
+      reset steps every frame, with a decision every `decision_frames` frames (at frames where
+      (index + 1) % decision_frames == 0). `clip_frames` is still the frames of one training
+      clip (clip evaluation)."""
 
     clip_frames: int = Field(gt=0)
     resets: int = Field(gt=0)
+    mode: Literal["clip", "continuous"] = "clip"
+    decision_frames: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _one_state_when_continuous(self):
+        if self.mode == "continuous" and self.resets != 1:
+            raise ValueError(f"continuous mode runs one state that is never reset: resets must "
+                             f"be 1, not {self.resets}")
+        return self
 
 
 class Manifest(Frozen):

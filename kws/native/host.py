@@ -2,7 +2,8 @@
 
 `NativeModel(tflite_bytes)` has the clip semantics of kws.export.tflm.TflmStepModel (`step`,
 `run_clip`, `run_clips`), but runs the very C code the firmware runs; `run_clips` is one ctypes
-call into `kws_model_run_clips`.
+call into `kws_model_run_clips`, `run_sequence` (a stream with one state that is never reset)
+one call into `kws_model_run_sequence`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class NativeModel(_StepModel):
         lib.kws_model_step.restype = None
         lib.kws_model_run_clips.argtypes = [_I8P, ctypes.c_size_t, ctypes.c_size_t, _I8P]
         lib.kws_model_run_clips.restype = None
+        lib.kws_model_run_sequence.argtypes = [_I8P, ctypes.c_size_t, _I8P, _I8P]
+        lib.kws_model_run_sequence.restype = None
         self._lib = lib
 
     def reset_state(self) -> np.ndarray:
@@ -62,3 +65,25 @@ class NativeModel(_StepModel):
         if frames.shape[0]:
             self._lib.kws_model_run_clips(frames, frames.shape[0], frames.shape[1], out)
         return out
+
+    def run_sequence(self, frames_i8, state=None) -> tuple[np.ndarray, np.ndarray]:
+        """(logits [T, C] int8 after every frame, final state [H] int8) of one step per frame
+        of int8 frames [T, F], starting from `state` (None: the zero state), with new_state fed
+        back by copy and never reset, in one C call. Running a stream in parts, each from the
+        previous part's final state, gives the same logits as one run."""
+        frames = np.asarray(frames_i8)
+        if frames.dtype != np.int8 or frames.ndim != 2 or frames.shape[1] != self.frame_size:
+            raise KwsError(f"frames must be int8 [T, {self.frame_size}], got {frames.dtype} "
+                           f"{frames.shape}")
+        frames = np.ascontiguousarray(frames)
+        if state is None:
+            carried = self.reset_state()
+        else:
+            carried = np.array(state, np.int8).reshape(-1)  # a copy: the caller's is untouched
+            if carried.shape != (self.state_size,):
+                raise KwsError(f"state must have {self.state_size} int8 values, got "
+                               f"{np.asarray(state).shape}")
+        out = np.zeros((frames.shape[0], self.labels), np.int8)
+        if frames.shape[0]:
+            self._lib.kws_model_run_sequence(frames, frames.shape[0], carried, out)
+        return out, carried

@@ -96,6 +96,8 @@ def app_context(manifest, ring_samples: int | None = None) -> dict:
     return {
         "states": sched.states,
         "clip_frames": sched.clip_frames,
+        "reset_states": 1 if sched.reset else 0,
+        "mode": "clip" if sched.reset else "continuous",
         "ring_samples": ring,
         "ring_hops": ring // hop,
         "ring_ms": _decimal(ring * 1000 / sched.sample_rate_hz),

@@ -9,6 +9,12 @@ host build of the C front end (CFeatures), then every decision as one clip in a 
 NativeModel.run_clips call, instead of stepping K states frame by frame. Both are the device's
 own C code, so the results equal the firmware's bit for bit (tests/recognize/test_app.py checks
 it against the streaming C core on the host, HostApp).
+
+Continuous mode (a streaming-trained model, manifest `streaming.mode = "continuous"`): one state,
+never reset, steps every frame; a decision every N = `streaming.decision_frames` frames, at
+frames where (index + 1) % N == 0. The Schedule is then K = 1, clip_frames = N, reset = False
+(the C core's KWS_APP_STATES 1, KWS_APP_CLIP_FRAMES N, KWS_APP_RESET_STATES 0), and the mirror
+runs the whole stream as one sequence (NativeModel.run_sequence, one C call).
 """
 
 from __future__ import annotations
@@ -31,10 +37,16 @@ class Schedule:
     window_samples: int
     sample_rate_hz: int
     hop_ms: float
+    reset: bool = True
+    """False: the state is never reset (continuous mode); `clip_frames` is then the frames per
+    decision."""
 
     @classmethod
     def from_manifest(cls, manifest) -> "Schedule":
         s, f = manifest.streaming, manifest.features
+        if getattr(s, "mode", "clip") == "continuous":
+            return cls(s.decision_frames, 1, f.hop_samples, f.window_samples, f.sample_rate_hz,
+                       f.hop_ms, reset=False)
         if s.resets > s.clip_frames:
             raise KwsError(f"streaming.resets={s.resets} exceeds streaming.clip_frames="
                            f"{s.clip_frames}: several states would start on the same frame and "
@@ -127,19 +139,30 @@ class StreamRunner:
         q = self.model.io["frame"]
         return self.features.quantize(log_mel, q.scale, q.zero_point)
 
+    def decision_logits(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(last frame index [D], int8 logits [D, C]) of every decision on int8 frames [T, F],
+        in device order."""
+        sched = self.schedule
+        plan = sched.decisions(len(frames))
+        ends = np.array([end for end, _ in plan], np.int64)
+        if not plan:
+            return ends, np.zeros((0, len(self.manifest.labels)), np.int8)
+        if not sched.reset:  # one state, never reset: the whole stream is one sequence
+            logits, _ = self.model.run_sequence(frames)
+            return ends, logits[ends]
+        clip = sched.clip_frames
+        windows = np.lib.stride_tricks.sliding_window_view(frames, clip, axis=0)  # [W, F, clip]
+        clips = np.ascontiguousarray(windows[ends - clip + 1].transpose(0, 2, 1))
+        return ends, self.model.run_clips(clips)
+
     def run(self, audio: np.ndarray) -> StreamResult:
         frames = self.frames(audio)
         sched = self.schedule
         result = StreamResult(self.manifest.labels, frames=len(frames),
                               samples=len(audio) // sched.hop_samples * sched.hop_samples)
-        plan = sched.decisions(len(frames))
-        if not plan:
+        ends, logits = self.decision_logits(frames)
+        if not len(ends):
             return result
-        clip = sched.clip_frames
-        ends = np.array([end for end, _ in plan])
-        windows = np.lib.stride_tricks.sliding_window_view(frames, clip, axis=0)  # [W, F, clip]
-        clips = np.ascontiguousarray(windows[ends - clip + 1].transpose(0, 2, 1))
-        logits = self.model.run_clips(clips)
         recognizer = Recognizer(self.recognizer_config)
         for end, row in zip(ends, logits):
             t_ms = sched.time_ms(int(end))

@@ -186,7 +186,7 @@ def tune_cmd(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Result JSON (default: RUN/stream_tuning.json).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="ROC of the chosen setting on test streams (default: RUN/roc.png).")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="Write the chosen settings into RUN/manifest.json.")] = False,
-    ks: Annotated[str, typer.Option("--ks", help="Comma-separated numbers of staggered model states to try (each costs one model step per frame on the device).")] = "1,2,3,4",
+    ks: Annotated[str, typer.Option("--ks", help="Comma-separated numbers of staggered model states to try (each costs one model step per frame on the device). Clip-mode bundles only: a continuous bundle runs one state.")] = "1,2,3,4",
     json_out: JsonOpt = False,
 ) -> None:
     """Pick K and the recognizer settings on validation streams; score the choice on test."""
@@ -202,6 +202,11 @@ def tune_cmd(
         raise KwsError(f"--ks {ks}: give whole numbers, e.g. 1,2") from None
     if not k_values or min(k_values) < 1:
         raise KwsError(f"--ks {ks}: give at least one K >= 1")
+    if bundle.manifest.streaming.mode == "continuous":
+        if ks != "1,2,3,4" and k_values != (1,):
+            err.print(f"--ks {ks} ignored: this continuous bundle runs one state that is never "
+                      "reset (K=1); only the recognizer is tuned")
+        k_values = (1,)
     result, extra = tune(bundle, dataset, SuiteSpec(_snrs(snr), negative_minutes=minutes),
                          ks=k_values, max_fa_per_hour=max_fa, progress=_progress)
     out_file = out_file or Path(model) / "stream_tuning.json"

@@ -11,6 +11,12 @@ higher threshold. When no setting meets the limit, the one with the fewest false
 (and the result says the target was missed). Test streams are only scored for the choice.
 
 K costs K model steps per frame on the device: see `cost`.
+
+A continuous bundle (`streaming.mode = "continuous"`, a streaming-trained model) runs one state
+that is never reset: its decisions come from one run per stream (NativeModel.run_sequence), K is
+always 1 (`ks` is ignored), and the windows swept are those of per-frame decisions
+(WINDOWS_MS_CONTINUOUS). Its cost is one model step per frame plus features plus the recognizer
+per decision.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from kws.streams.score import (
 
 KS = (1, 2, 3, 4)
 WINDOWS_MS = (250, 500, 750, 1000, 1500)
+WINDOWS_MS_CONTINUOUS = (100, 200, 300, 400, 500, 600, 800, 1000)
 SUPPRESSION_MS = (500, 1000, 1500)
 MIN_COUNTS = (1, 2, 3)
 THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.30, 0.991, 0.01))
@@ -44,10 +51,33 @@ MAX_FA_PER_HOUR = 2.0
 # instructions on an emulated Cortex-M4 (`kws bench --json`, chip.qemu_m4).
 STEP_INSTRUCTIONS = 44_300
 FEATURE_INSTRUCTIONS_PER_FRAME = 26_300
+RECOGNIZER_INSTRUCTIONS_PER_DECISION = 2_000  # typical figure; measured when QEMU is present
+
+
+def is_continuous(manifest) -> bool:
+    return manifest.streaming.mode == "continuous"
+
+
+def windows_for(manifest) -> tuple[int, ...]:
+    """The averaging windows swept: per-frame decisions want shorter ones."""
+    return WINDOWS_MS_CONTINUOUS if is_continuous(manifest) else WINDOWS_MS
+
+
+def ks_for(manifest, ks: Sequence[int]) -> tuple[int, ...]:
+    """The K values tried: those asked plus the manifest's; (1,) for a continuous bundle."""
+    if is_continuous(manifest):
+        return (1,)
+    return tuple(sorted(set(ks) | {manifest.streaming.resets}))
 
 
 def with_resets(manifest, k: int):
-    """The manifest with `streaming.resets = k` (nothing else changed)."""
+    """The manifest with `streaming.resets = k` (nothing else changed). A continuous bundle
+    has one state: only k = 1 is possible."""
+    if is_continuous(manifest):
+        if int(k) != 1:
+            raise KwsError(f"a continuous bundle runs one state that is never reset; K={k} "
+                           "is not possible (K applies to clip-mode bundles only)")
+        return manifest
     return manifest.model_copy(update={"streaming": manifest.streaming.model_copy(
         update={"resets": int(k)})})
 
@@ -65,15 +95,33 @@ def unit_costs(bundle) -> tuple[float, float, str]:
 
 
 def cost(k: int, frames_per_second: float, clock_hz: float = 64e6,
-         units: tuple[float, float, str] | None = None) -> dict:
+         units: tuple[float, float, str] | None = None,
+         decisions_per_second: float | None = None,
+         recognizer_instructions: float = RECOGNIZER_INSTRUCTIONS_PER_DECISION) -> dict:
     """Device work for K states: K model steps + one feature frame per frame (the bundle's
-    frame rate: 1000 / hop_ms, e.g. 31.25 at a 32 ms hop)."""
+    frame rate: 1000 / hop_ms, e.g. 31.25 at a 32 ms hop). With `decisions_per_second`
+    (continuous bundles: a decision every decision_frames frames), the recognizer per decision
+    is counted too."""
     frame, step, source = units or (FEATURE_INSTRUCTIONS_PER_FRAME, STEP_INSTRUCTIONS,
                                     "typical GRU-64 figures")
     per_s = frames_per_second * (frame + k * step)
-    return {"resets": k, "model_steps_per_frame": k,
-            "instructions_per_second": int(per_s),
+    out = {"resets": k, "model_steps_per_frame": k}
+    if decisions_per_second is not None:
+        per_s += decisions_per_second * recognizer_instructions
+        out["decisions_per_second"] = round(decisions_per_second, 3)
+        out["recognizer_instructions_per_decision"] = recognizer_instructions
+    return {**out, "instructions_per_second": int(per_s),
             "share_of_64mhz_m4_at_1_ipc": round(per_s / clock_hz, 3), "source": source}
+
+
+def recognizer_units(manifest) -> float:
+    """Recognizer instructions per decision on an emulated Cortex-M4 (or a typical figure)."""
+    from kws.emulate.bench import recognizer_cost
+
+    try:
+        return recognizer_cost(manifest, "cortex-m4f")["instructions_per_decision"]
+    except KwsError:
+        return RECOGNIZER_INSTRUCTIONS_PER_DECISION
 
 
 # ------------------------------------------------------------------------------ decisions
@@ -82,6 +130,11 @@ def stream_decisions(runner, audio: np.ndarray, ks: Sequence[int]) -> dict[int, 
     """The device's decisions on `audio` for each K, from one feature pass and one model run
     over the union of decision windows (equal to StreamRunner(with_resets(m, K)).run)."""
     frames = runner.frames(audio)
+    if is_continuous(runner.manifest):  # one run of the one state over the whole stream
+        ends, logits = runner.decision_logits(frames)
+        sched = runner.schedule
+        return {k: Decisions(np.array([sched.time_ms(int(e)) for e in ends], np.int64), logits)
+                for k in ks}
     clip = runner.manifest.streaming.clip_frames
     plans = {k: (Schedule.from_manifest(with_resets(runner.manifest, k)), None) for k in ks}
     plans = {k: (s, s.decisions(len(frames))) for k, (s, _) in plans.items()}
@@ -119,6 +172,7 @@ def collect(bundle, dataset, split: str, ks: Sequence[int], spec: SuiteSpec = Su
     from kws.streams.impair import apply
     from kws.recognize.stream import StreamRunner
 
+    ks = ks_for(bundle.manifest, ks) if is_continuous(bundle.manifest) else ks
     runner = StreamRunner(with_resets(bundle.manifest, max(ks)), bundle.tflite)
     runs: dict[int, list[StreamRun]] = {k: [] for k in ks}
     clips: set[str] = set()
@@ -220,11 +274,13 @@ def canonical_windows(k: int, period_ms: float, windows_ms: Sequence[int]) -> di
     return out
 
 
-def grid(split_runs: SplitRuns, manifest, windows_ms: Sequence[int] = WINDOWS_MS,
+def grid(split_runs: SplitRuns, manifest, windows_ms: Sequence[int] | None = None,
          suppressions_ms: Sequence[int] = SUPPRESSION_MS, min_counts: Sequence[int] = MIN_COUNTS,
          thresholds: Sequence[float] = THRESHOLDS,
          tolerance_s: float = TOLERANCE_S) -> list[GridRow]:
-    """Every setting scored on the split's streams (all K in split_runs)."""
+    """Every setting scored on the split's streams (all K in split_runs). `windows_ms`: by
+    default `windows_for(manifest)`."""
+    windows_ms = windows_for(manifest) if windows_ms is None else windows_ms
     rows = []
     labels = manifest.labels
     keywords = tuple(w for w in labels if not w.startswith("_"))
@@ -306,7 +362,7 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
     {"validation": SplitRuns, "test": SplitRuns} (e.g. for a plot)."""
     t0 = time.time()
     m = bundle.manifest
-    ks = tuple(sorted(set(ks) | {m.streaming.resets}))
+    ks = ks_for(m, ks)
     progress("validation streams")
     val = collect(bundle, dataset, "validation", ks, spec, progress=progress)
     progress(f"grid over K={list(ks)}")
@@ -332,6 +388,9 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
     recommend, reason = _recommendation(met, t_t, cur_t, max_fa_per_hour, s, cur)
     units = unit_costs(bundle)  # measured once in QEMU, shared by both cost figures
     fps = 1000.0 / m.features.hop_ms
+    per_decision = ({"decisions_per_second": 1000.0 / cfg.decision_period_ms,
+                     "recognizer_instructions": recognizer_units(m)}
+                    if is_continuous(m) else {})
     result = TuneResult(
         model=str(bundle.folder), model_sha256=m.model_sha256, max_fa_per_hour=max_fa_per_hour,
         tolerance_s=tolerance_s,
@@ -345,10 +404,11 @@ def tune(bundle, dataset, spec: SuiteSpec = SuiteSpec(), ks: Sequence[int] = KS,
             test.runs[s.resets], cfg, tolerance_s)},
         current={"resets": cur.resets, "recognizer": cur.recognizer(),
                  "validation": cur_v.as_dict(), "test": cur_t.as_dict()},
-        cost={"chosen": cost(s.resets, fps, units=units),
-              "current": cost(cur.resets, fps, units=units)},
+        cost={"chosen": cost(s.resets, fps, units=units, **per_decision),
+              "current": cost(cur.resets, fps, units=units, **per_decision)},
         audio={"validation": val.info, "test": test.info},
-        grid={"settings": len(rows), "ks": list(ks), "windows_ms": list(WINDOWS_MS),
+        grid={"settings": len(rows), "ks": list(ks), "windows_ms": list(windows_for(m)),
+              "mode": m.streaming.mode,
               "suppression_ms": list(SUPPRESSION_MS), "minimum_counts": list(MIN_COUNTS),
               "thresholds": [THRESHOLDS[0], THRESHOLDS[-1], len(THRESHOLDS)]},
         best_per_k=per_k, recommend_apply=recommend, reason=reason,
