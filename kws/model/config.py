@@ -66,6 +66,12 @@ class StreamTrainConfig(Frozen):
                                            "unmasked frame; maxpool: a keyword's window is "
                                            "scored by its best frame (Sun et al. 2016)")
     validation_seconds: float = Field(600.0, gt=0, description="validation streams per epoch")
+    init_from: str | None = Field(None, description="a clip-trained run folder (or its "
+                                  "model.keras) of the same width and layers whose GRU and "
+                                  "output weights start the streaming training")
+    clip_weight: float = Field(0.0, ge=0, description="weight of an extra cross-entropy term on "
+                               "a batch of 1 s training clips scored at their last frame from "
+                               "the zero state (how `kws eval` scores a clip) per chunk")
 
     @model_validator(mode="after")
     def _ranges(self) -> "StreamTrainConfig":

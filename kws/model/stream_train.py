@@ -83,6 +83,7 @@ def _frame_loss(logits, y, w, win, ids, seg_w, maxpool: bool):
 class _Loop:
     def __init__(self, model: gru.StreamingModel, config: TrainConfig, steps_total: int):
         self.model = model
+        self.clip_weight = config.streaming.clip_weight
         self.layers = config.model.layers
         self.maxpool = config.streaming.loss == "maxpool"
         warmup = min(steps_total // 20, 500)
@@ -96,11 +97,15 @@ class _Loop:
         self._train = tf.function(self._train_step, reduce_retracing=True)
         self._eval = tf.function(self._eval_step, reduce_retracing=True)
 
-    def _train_step(self, x, states, y, w, win, ids, seg_w):
+    def _train_step(self, x, states, y, w, win, ids, seg_w, clip_x, clip_y):
         seq = self.model.sequence
         with tf.GradientTape() as tape:
             out = seq([x, *states], training=True)
             loss = _frame_loss(out[0], y, w, win, ids, seg_w, self.maxpool)
+            if self.clip_weight:
+                clip_logits = self.model.clip.model(clip_x, training=True)
+                loss += self.clip_weight * tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(clip_y, clip_logits))
         grads = tape.gradient(loss, seq.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, seq.trainable_variables))
         return loss, out[1:]
@@ -109,12 +114,17 @@ class _Loop:
         out = self.model.sequence([x, *states], training=False)
         return out[0], out[1:]
 
-    def train_chunk(self, batch: dict, states: list[np.ndarray]):
+    def train_chunk(self, batch: dict, states: list[np.ndarray], clips=None):
+        """One optimizer step on a chunk; `clips` = (features [N, T, F], labels [N]) for the
+        clip term (clip_weight > 0)."""
         ids, seg_w = _segments(batch["win"]) if self.maxpool else (
             np.zeros(batch["win"].shape, np.int32), np.zeros(1, np.float32))
+        if clips is None:
+            clips = (np.zeros((1, 1, batch["x"].shape[-1]), np.float32), np.zeros(1, np.int32))
         loss, new = self._train(tf.constant(batch["x"]), [tf.constant(s) for s in states],
                                 tf.constant(batch["y"]), tf.constant(batch["w"]),
-                                tf.constant(batch["win"]), tf.constant(ids), tf.constant(seg_w))
+                                tf.constant(batch["win"]), tf.constant(ids), tf.constant(seg_w),
+                                tf.constant(clips[0]), tf.constant(clips[1]))
         return float(loss), [np.asarray(s) for s in new]
 
     def run(self, x: np.ndarray, chunk: int) -> np.ndarray:
@@ -156,6 +166,25 @@ def validate(loop: _Loop, val: dict, chunk: int) -> dict:
             "val_false_frames": false}
 
 
+def init_from_clip_run(model: gru.StreamingModel, source: str, config: TrainConfig) -> None:
+    """Start from a clip-trained model: its GRU and output weights (same width and layers)."""
+    path = Path(source)
+    path = path / "model.keras" if path.is_dir() else path
+    if not path.is_file():
+        raise KwsError(f"{path}: streaming.init_from names no clip model (model.keras)")
+    clip = keras.models.load_model(path, compile=False)
+    grus = [layer for layer in clip.layers if isinstance(layer, keras.layers.GRU)]
+    dense = clip.get_layer("logits")
+    if len(grus) != config.model.layers or grus[0].units != config.model.units or \
+            dense.units != model.clip.dense.units:
+        raise KwsError(f"{path}: streaming.init_from has {len(grus)} x GRU-{grus[0].units if grus else 0}"
+                       f" with {dense.units} labels; this run is {config.model.layers} x "
+                       f"GRU-{config.model.units} with {model.clip.dense.units} labels")
+    for cell, src in zip(model.clip.cells, grus):
+        cell.set_weights(src.cell.get_weights())
+    model.clip.dense.set_weights(dense.get_weights())
+
+
 def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,
                     on_epoch: Callable[[int, dict], None] = lambda _e, _l: None) -> TrainResult:
     started = time.perf_counter()
@@ -166,6 +195,8 @@ def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: 
     labels = len(prep.dataset.labels)
     clip_frames, bands = prep.splits["train"].features.shape[1:]
     model = gru.build_streaming(config.model, clip_frames, bands, labels, prep.mean, prep.std)
+    if sc.init_from and not resume:
+        init_from_clip_run(model, sc.init_from, config)
     result = TrainResult(model.clip)
     train, val = prep.splits["train"], prep.splits["validation"]
     maker = StreamMaker(word_bank(train.audio, train.labels), prep.noise, sc, config.features)
@@ -202,7 +233,12 @@ def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: 
                     reset = rng.random(sc.lanes) < sc.reset_prob
                     states = [np.where(reset[:, None], 0.0, s).astype(np.float32) for s in states]
                     part = {k: v[:, c * chunk:(c + 1) * chunk] for k, v in data.items()}
-                    loss, states = loop.train_chunk(part, states)
+                    clips = None
+                    if sc.clip_weight:
+                        pick = rng.integers(0, len(train.labels), config.batch_size)
+                        clips = (train.features[pick].astype(np.float32),
+                                 train.labels[pick].astype(np.int32))
+                    loss, states = loop.train_chunk(part, states, clips)
                     losses.append(loss)
             logs = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                     **validate(loop, val_block, chunk)}

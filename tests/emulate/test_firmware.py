@@ -107,3 +107,30 @@ def test_real_board_is_not_emulated(bundle):
 
     with pytest.raises(KwsError, match="nano33 is a real board"):
         firmware.build(bundle, "nano33")
+
+
+@pytest.mark.parametrize("decision_frames", [1, 3])
+def test_continuous_firmware_decides_every_n_frames_like_the_mirror(tmp_path, decision_frames):
+    """A streaming-trained bundle (one state never reset): every decision of the firmware in
+    QEMU equals the Python mirror's (and so the host C core's, tests/recognize)."""
+    from kws.export.manifest import read_manifest, write_manifest
+
+    folder = write_bundle(tmp_path / "run")
+    m = read_manifest(folder / "manifest.json")
+    m = m.model_copy(update={"streaming": m.streaming.model_copy(
+        update={"mode": "continuous", "decision_frames": decision_frames})})
+    write_manifest(m, folder / "manifest.json")
+    b = load_bundle(folder)
+    fw = firmware.build(folder, "qemu_m4")
+    wav = tmp_path / "s.wav"
+    audio = stream_audio()
+    write_wav(wav, audio)
+    (run,) = firmware.run(fw, [wav], decisions=True)
+    mirror = StreamRunner(b.manifest, b.tflite).run(audio)
+    assert len(mirror.decisions) == mirror.frames // decision_frames
+    assert [t for t, _ in run.decisions] == [t for t, _ in mirror.decisions]
+    assert all(np.array_equal(got, want)
+               for (_, got), (_, want) in zip(run.decisions, mirror.decisions))
+    assert run.counters["decisions"] == len(mirror.decisions)
+    assert [(d["label"]) for d in run.detections] == \
+        [b.manifest.labels[i] for i, _, _ in mirror.detections]

@@ -87,3 +87,52 @@ def test_tiny_streaming_model_trains_exports_and_resumes(tiny_data, tmp_path):
     train_run(out, [tiny_data], None, 3, 16, sets, resume=True, force=False, err=quiet)
     progress = json.loads((out / "checkpoints" / "progress.json").read_text())
     assert progress["epoch"] == 3 and [h["epoch"] for h in progress["history"]] == [1, 2, 3]
+
+
+def test_init_from_a_clip_run_copies_its_gru_and_output(streaming_model, tmp_path):
+    from kws.errors import KwsError
+    from kws.model.stream_train import init_from_clip_run
+
+    rng = np.random.default_rng(5)
+    clip = gru.build(ModelConfig(units=16), CLIP, BANDS, LABELS, rng.normal(-5, 1, BANDS),
+                     rng.uniform(0.5, 2, BANDS))
+    (tmp_path / "run").mkdir()
+    clip.model.save(tmp_path / "run" / "model.keras")
+    fresh = gru.build_streaming(ModelConfig(units=16), CLIP, BANDS, LABELS,
+                                np.asarray(clip.mean), np.asarray(clip.std))
+    cfg = load_train_config(None, {"model.units": 16, "streaming.enabled": True})
+    init_from_clip_run(fresh, str(tmp_path / "run"), cfg)
+    x = rng.normal(-5, 2, (2, CLIP, BANDS)).astype(np.float32)
+    np.testing.assert_allclose(fresh.clip.model.predict(x, verbose=0),
+                               clip.model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    wide = load_train_config(None, {"model.units": 32, "streaming.enabled": True})
+    with pytest.raises(KwsError, match="GRU-16 .* this run is 1 x GRU-32"):
+        init_from_clip_run(gru.build_streaming(ModelConfig(units=32), CLIP, BANDS, LABELS,
+                                               clip.mean, clip.std), str(tmp_path / "run"), wide)
+    with pytest.raises(KwsError, match="names no clip model"):
+        init_from_clip_run(fresh, str(tmp_path / "nothing"), cfg)
+
+
+def test_clip_term_adds_the_clip_cross_entropy():
+    import keras
+
+    rng = np.random.default_rng(6)
+    streaming_model = gru.build_streaming(ModelConfig(units=16, dropout=0.0), CLIP, BANDS, LABELS,
+                                          rng.normal(-5, 1, BANDS), rng.uniform(0.5, 2, BANDS))
+    batch = {"x": rng.normal(-5, 2, (2, 20, BANDS)).astype(np.float32),
+             "y": np.zeros((2, 20), np.int32), "w": np.ones((2, 20), np.float32),
+             "win": -np.ones((2, 20), np.int32)}
+    clips = (rng.normal(-5, 2, (3, CLIP, BANDS)).astype(np.float32), np.array([1, 2, 3], np.int32))
+    states = [np.zeros((2, 16), np.float32)]
+    losses = {}
+    weights = [w.copy() for w in streaming_model.sequence.get_weights()]
+    for weight in (0.0, 1.0):
+        cfg = load_train_config(None, {"model.units": 16, "streaming.enabled": True,
+                                       "streaming.clip_weight": weight, "learning_rate": 1e-9,
+                                       "final_learning_rate": 1e-9})
+        streaming_model.sequence.set_weights(weights)
+        losses[weight], _ = _Loop(streaming_model, cfg, 10).train_chunk(batch, states, clips)
+    streaming_model.sequence.set_weights(weights)
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
+        clips[1], streaming_model.clip.model(clips[0], training=False))
+    assert losses[1.0] - losses[0.0] == pytest.approx(float(ce), rel=1e-3)
