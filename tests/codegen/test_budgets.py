@@ -1,8 +1,10 @@
-"""The device budgets of every shipped training configuration (the defaults and each file in
-kws/presets/): .tflite <= 40 KB, and the kws part of the nano33 firmware (features, model,
-recognizer, app, as `kws generate` measures it) <= 48 KB of flash. Sizes depend on the model's
-shape and quantization, not on its trained values, so a random-weight step model of the
-configured width stands in for training."""
+"""The memory budgets of every shipped training configuration (the defaults and each file in
+kws/presets/): the kws part of the firmware (features, model, recognizer, app, as `kws generate`
+measures it) fits boards/nano33.yaml's and boards/nano_rp2040.yaml's flash and RAM budgets
+(DESIGN.md "Budgets"; the old 40 KB .tflite cap is lifted). The CPU budget (<= 6.4 M guest
+instructions per second of audio on qemu_m4) is measured by `make bench`, not here. Sizes depend
+on the model's shape and quantization, not on its trained values, so a random-weight step model
+of the configured width stands in for training."""
 
 from __future__ import annotations
 
@@ -19,8 +21,6 @@ from kws.model.config import load_train_config
 from tests.bundle_factory import LABELS12, make_manifest
 from tests.native.native_models import BANDS, build_step_model
 
-TFLITE_BUDGET_BYTES = 40 * 1024
-FLASH_BUDGET_BYTES = 48 * 1024
 PRESETS = sorted((Path(kws.__file__).parent / "presets").glob("*.yaml"))
 
 
@@ -31,9 +31,10 @@ def test_presets_exist_and_load():
 
 
 @pytest.mark.skipif(shutil.which(CROSS_CC) is None, reason=f"{CROSS_CC} not installed")
+@pytest.mark.parametrize("board", ["nano33", "nano_rp2040"])
 @pytest.mark.parametrize("config_file", [None, *PRESETS],
                          ids=lambda p: "defaults" if p is None else p.stem)
-def test_configuration_fits_the_nano33_budgets(tmp_path, config_file):
+def test_configuration_fits_the_board_budgets(tmp_path, config_file, board):
     cfg = load_train_config(str(config_file) if config_file else None)
     assert cfg.features.mel_bands == BANDS and cfg.model.layers == 1
     tflite = build_step_model(cfg.model.units, len(LABELS12), 1, cfg.per_channel)
@@ -43,7 +44,8 @@ def test_configuration_fits_the_nano33_budgets(tmp_path, config_file):
     (run / "model.tflite").write_bytes(tflite)
     write_manifest(make_manifest(tflite, resets=2, clip_frames=frames, labels=LABELS12,
                                  features=cfg.features), run / "manifest.json")
-    budget = project.generate(run, "nano33", tmp_path / "fw").budget
-    print(f"{config_file}: .tflite {len(tflite):,} B, nano33 kws flash {budget.flash_bytes:,} B")
-    assert len(tflite) <= TFLITE_BUDGET_BYTES, f".tflite {len(tflite):,} B"
-    assert budget.flash_bytes <= FLASH_BUDGET_BYTES, f"kws flash {budget.flash_bytes:,} B"
+    budget = project.generate(run, board, tmp_path / "fw").budget
+    print(f"{config_file}: .tflite {len(tflite):,} B, {board} kws flash {budget.flash_bytes:,} B,"
+          f" RAM {budget.ram_bytes:,} B")
+    assert 0 < budget.flash_bytes <= budget.flash_budget, f"kws flash {budget.flash_bytes:,} B"
+    assert 0 < budget.ram_bytes <= budget.ram_budget, f"kws RAM {budget.ram_bytes:,} B"
