@@ -63,7 +63,7 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
         task = bar.add_task("epoch", total=cfg.epochs)
 
         def on_epoch(epoch: int, logs: dict) -> None:
-            phase = "teacher " if logs.get("phase") == "teacher" else ""
+            phase = f"{logs['phase']} " if logs.get("phase") else ""
             if "val_keyword_hit" in logs:  # streaming training: frame loss, keyword windows heard
                 bar.update(task, completed=epoch, description=(
                     f"epoch {epoch}: loss {logs['loss']:.3f} val loss {logs['val_loss']:.3f} "

@@ -122,6 +122,7 @@ def export_bundle(run_dir: Path, prep: Prepared, config: TrainConfig, result: Tr
         "best_epoch": result.best_epoch,
         "kept_epoch": result.kept_epoch,
         "teacher": result.teacher,
+        "pretrain": result.pretrain,
         "best_val_accuracy": result.best_val_accuracy,
         "interrupted": result.interrupted,
         "history": result.history,

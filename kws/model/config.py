@@ -69,6 +69,9 @@ class StreamTrainConfig(Frozen):
     init_from: str | None = Field(None, description="a clip-trained run folder (or its "
                                   "model.keras) of the same width and layers whose GRU and "
                                   "output weights start the streaming training")
+    pretrain_epochs: int = Field(0, ge=0, description="epochs of ordinary clip training in the "
+                                 "same run (RUN/checkpoints/pretrain) whose weights start the "
+                                 "streaming training; ignored when init_from is set")
     clip_weight: float = Field(0.0, ge=0, description="weight of an extra cross-entropy term on "
                                "a batch of 1 s training clips scored at their last frame from "
                                "the zero state (how `kws eval` scores a clip) per chunk")

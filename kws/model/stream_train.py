@@ -25,7 +25,9 @@ from kws.errors import KwsError
 from kws.model import gru
 from kws.model.config import TrainConfig
 from kws.model.prepare import Prepared
-from kws.model.train import CHECKPOINT_DIR, TrainResult
+from kws.model.train import CHECKPOINT_DIR, TrainResult, train_stage
+
+PRETRAIN_DIR = "pretrain"
 
 import keras  # noqa: E402  (after kws.model.gru set the TF environment)
 import tensorflow as tf  # noqa: E402
@@ -166,23 +168,43 @@ def validate(loop: _Loop, val: dict, chunk: int) -> dict:
             "val_false_frames": false}
 
 
-def init_from_clip_run(model: gru.StreamingModel, source: str, config: TrainConfig) -> None:
-    """Start from a clip-trained model: its GRU and output weights (same width and layers)."""
+def load_clip_run(source: str) -> keras.Model:
     path = Path(source)
     path = path / "model.keras" if path.is_dir() else path
     if not path.is_file():
         raise KwsError(f"{path}: streaming.init_from names no clip model (model.keras)")
-    clip = keras.models.load_model(path, compile=False)
+    return keras.models.load_model(path, compile=False)
+
+
+def init_from_clip_model(model: gru.StreamingModel, clip: keras.Model, config: TrainConfig,
+                         where: str) -> None:
+    """Start from a clip-trained model: its GRU and output weights (same width and layers)."""
     grus = [layer for layer in clip.layers if isinstance(layer, keras.layers.GRU)]
     dense = clip.get_layer("logits")
     if len(grus) != config.model.layers or grus[0].units != config.model.units or \
             dense.units != model.clip.dense.units:
-        raise KwsError(f"{path}: streaming.init_from has {len(grus)} x GRU-{grus[0].units if grus else 0}"
+        raise KwsError(f"{where}: streaming.init_from has {len(grus)} x GRU-{grus[0].units if grus else 0}"
                        f" with {dense.units} labels; this run is {config.model.layers} x "
                        f"GRU-{config.model.units} with {model.clip.dense.units} labels")
     for cell, src in zip(model.clip.cells, grus):
         cell.set_weights(src.cell.get_weights())
     model.clip.dense.set_weights(dense.get_weights())
+
+
+def init_from_clip_run(model: gru.StreamingModel, source: str, config: TrainConfig) -> None:
+    init_from_clip_model(model, load_clip_run(source), config, source)
+
+
+def pretrain_on_clips(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool,
+                      on_epoch: Callable[[int, dict], None]) -> tuple[keras.Model, dict]:
+    """`streaming.pretrain_epochs` of ordinary clip training (RUN/checkpoints/pretrain), whose
+    weights then start the streaming training: the clips teach the words quickly, the streams
+    then teach one state to live with continuous audio."""
+    clip_config = config.model_copy(update={
+        "epochs": config.streaming.pretrain_epochs,
+        "streaming": config.streaming.model_copy(update={"enabled": False})})
+    return train_stage(prep, clip_config, run_dir / CHECKPOINT_DIR / PRETRAIN_DIR, "pretrain",
+                       resume, on_epoch)
 
 
 def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,
@@ -195,9 +217,13 @@ def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: 
     labels = len(prep.dataset.labels)
     clip_frames, bands = prep.splits["train"].features.shape[1:]
     model = gru.build_streaming(config.model, clip_frames, bands, labels, prep.mean, prep.std)
+    pretrain = None
     if sc.init_from and not resume:
         init_from_clip_run(model, sc.init_from, config)
-    result = TrainResult(model.clip)
+    elif sc.pretrain_epochs and not sc.init_from:
+        clip, pretrain = pretrain_on_clips(prep, config, run_dir, resume, on_epoch)
+        init_from_clip_model(model, clip, config, f"{run_dir}/{CHECKPOINT_DIR}/{PRETRAIN_DIR}")
+    result = TrainResult(model.clip, pretrain=pretrain)
     train, val = prep.splits["train"], prep.splits["validation"]
     maker = StreamMaker(word_bank(train.audio, train.labels), prep.noise, sc, config.features)
     if not maker.keywords:

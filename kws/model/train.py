@@ -113,6 +113,7 @@ class TrainResult:
     interrupted: bool = False
     kept_epoch: int = 0  # the epoch whose weights the model holds (and the bundle exports)
     teacher: dict | None = None  # distillation teacher's summary (width, epochs, seconds)
+    pretrain: dict | None = None  # clip pretraining of a streaming run (epochs, seconds)
 
 
 class _Checkpoint(keras.callbacks.Callback):
@@ -157,34 +158,40 @@ def kept_checkpoint(ckpt: Path, config: TrainConfig, interrupted: bool) -> str |
     return "best.weights.h5" if (ckpt / "best.weights.h5").is_file() else None
 
 
-def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool,
-                  on_epoch: Callable[[int, dict], None]) -> tuple[keras.Model, dict]:
-    """The wider teacher of `config.distill`, trained (or, on resume, reloaded) in
-    RUN/checkpoints/teacher, and its summary for the report. Ctrl-C here keeps its
-    checkpoints for `--resume`."""
-    folder = run_dir / CHECKPOINT_DIR / TEACHER_DIR
-    teacher_config = config.model_copy(update={
-        "model": config.model.model_copy(update={"units": config.distill.teacher_units}),
-        "distill": config.distill.model_copy(update={"teacher_units": None}),
-    })
+def train_stage(prep: Prepared, stage_config: TrainConfig, folder: Path, phase: str,
+                resume: bool, on_epoch: Callable[[int, dict], None]) -> tuple[keras.Model, dict]:
+    """A clip model trained before the run's own training (the distillation teacher, the clip
+    pretraining of a streaming run) in `folder`, or on resume reloaded from there once finished;
+    its summary for the report. Ctrl-C here keeps its checkpoints for `--resume`."""
     done = folder / TEACHER_DONE
     if resume and done.is_file():
         labels = len(prep.dataset.labels)
         frames, bands = prep.splits["train"].features.shape[1:]
-        teacher = gru.build(teacher_config.model, frames, bands, labels, prep.mean, prep.std)
+        model = gru.build(stage_config.model, frames, bands, labels, prep.mean, prep.std)
         ckpt = folder / CHECKPOINT_DIR
-        teacher.model.load_weights(ckpt / kept_checkpoint(ckpt, config, interrupted=False))
-        return teacher.model, json.loads(done.read_text())
-    result = train(prep, teacher_config, folder, resume=resume,
-                   on_epoch=lambda e, logs: on_epoch(e, {**logs, "phase": "teacher"}))
+        model.model.load_weights(ckpt / kept_checkpoint(ckpt, stage_config, interrupted=False))
+        return model.model, json.loads(done.read_text())
+    result = train(prep, stage_config, folder, resume=resume,
+                   on_epoch=lambda e, logs: on_epoch(e, {**logs, "phase": phase}))
     if result.interrupted:
-        raise KwsError(f"{run_dir}: interrupted while training the distillation teacher "
+        raise KwsError(f"{folder.parent.parent}: interrupted while training the {phase} "
                        f"(epoch {len(result.history)}); `--resume` continues it")
-    summary = {"units": config.distill.teacher_units, "best_epoch": result.best_epoch,
-               "kept_epoch": result.kept_epoch, "best_val_accuracy": result.best_val_accuracy,
-               "seconds": round(result.seconds, 1)}
+    summary = {"units": stage_config.model.units, "epochs": stage_config.epochs,
+               "best_epoch": result.best_epoch, "kept_epoch": result.kept_epoch,
+               "best_val_accuracy": result.best_val_accuracy, "seconds": round(result.seconds, 1)}
     done.write_text(json.dumps(summary))
     return result.model.model, summary
+
+
+def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool,
+                  on_epoch: Callable[[int, dict], None]) -> tuple[keras.Model, dict]:
+    """The wider teacher of `config.distill`, trained in RUN/checkpoints/teacher."""
+    teacher_config = config.model_copy(update={
+        "model": config.model.model_copy(update={"units": config.distill.teacher_units}),
+        "distill": config.distill.model_copy(update={"teacher_units": None}),
+    })
+    return train_stage(prep, teacher_config, run_dir / CHECKPOINT_DIR / TEACHER_DIR, "teacher",
+                       resume, on_epoch)
 
 
 def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,

@@ -65,7 +65,7 @@ STREAMING = {"streaming.enabled": True, "streaming.lanes": 4, "streaming.stream_
              "streaming.validation_seconds": 12}
 
 
-def test_tiny_streaming_model_trains_exports_and_resumes(tiny_data, tmp_path):
+def test_tiny_streaming_model_pretrains_trains_exports_and_resumes(tiny_data, tmp_path):
     from rich.console import Console
 
     from kws.export.manifest import read_manifest
@@ -73,7 +73,7 @@ def test_tiny_streaming_model_trains_exports_and_resumes(tiny_data, tmp_path):
     from tests.model.conftest import TINY
 
     out = tmp_path / "stream"
-    sets = [f"{k}={v}" for k, v in {**TINY, **STREAMING}.items()
+    sets = [f"{k}={v}" for k, v in {**TINY, **STREAMING, "streaming.pretrain_epochs": 1}.items()
             if k not in ("epochs", "model.units")]
     sets = [s.replace("'", "").replace('"', "") for s in sets]
     quiet = Console(stderr=True, quiet=True)
@@ -84,9 +84,15 @@ def test_tiny_streaming_model_trains_exports_and_resumes(tiny_data, tmp_path):
     assert summary["step_agreement"] > 0.6  # int8 step model vs float clip model (tiny, 2 epochs)
     progress = json.loads((out / "checkpoints" / "progress.json").read_text())
     assert progress["epoch"] == 2 and len(progress["history"]) == 2
+    pretrain = out / "checkpoints" / "pretrain"
+    report = json.loads((out / "report.json").read_text())
+    assert report["pretrain"]["epochs"] == 1 and (pretrain / "done.json").is_file()
+    done_before = (pretrain / "checkpoints" / "best.weights.h5").stat().st_mtime_ns
     train_run(out, [tiny_data], None, 3, 16, sets, resume=True, force=False, err=quiet)
     progress = json.loads((out / "checkpoints" / "progress.json").read_text())
     assert progress["epoch"] == 3 and [h["epoch"] for h in progress["history"]] == [1, 2, 3]
+    # the finished clip pretraining is reloaded on resume, not trained again
+    assert (pretrain / "checkpoints" / "best.weights.h5").stat().st_mtime_ns == done_before
 
 
 def test_init_from_a_clip_run_copies_its_gru_and_output(streaming_model, tmp_path):
