@@ -204,7 +204,7 @@ def pretrain_on_clips(prep: Prepared, config: TrainConfig, run_dir: Path, resume
         "epochs": config.streaming.pretrain_epochs,
         "streaming": config.streaming.model_copy(update={"enabled": False})})
     return train_stage(prep, clip_config, run_dir / CHECKPOINT_DIR / PRETRAIN_DIR, "pretrain",
-                       resume, on_epoch)
+                       "clip pretraining", resume, on_epoch)
 
 
 def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,

@@ -158,7 +158,7 @@ def kept_checkpoint(ckpt: Path, config: TrainConfig, interrupted: bool) -> str |
     return "best.weights.h5" if (ckpt / "best.weights.h5").is_file() else None
 
 
-def train_stage(prep: Prepared, stage_config: TrainConfig, folder: Path, phase: str,
+def train_stage(prep: Prepared, stage_config: TrainConfig, folder: Path, phase: str, what: str,
                 resume: bool, on_epoch: Callable[[int, dict], None]) -> tuple[keras.Model, dict]:
     """A clip model trained before the run's own training (the distillation teacher, the clip
     pretraining of a streaming run) in `folder`, or on resume reloaded from there once finished;
@@ -174,7 +174,7 @@ def train_stage(prep: Prepared, stage_config: TrainConfig, folder: Path, phase: 
     result = train(prep, stage_config, folder, resume=resume,
                    on_epoch=lambda e, logs: on_epoch(e, {**logs, "phase": phase}))
     if result.interrupted:
-        raise KwsError(f"{folder.parent.parent}: interrupted while training the {phase} "
+        raise KwsError(f"{folder.parent.parent}: interrupted while training the {what} "
                        f"(epoch {len(result.history)}); `--resume` continues it")
     summary = {"units": stage_config.model.units, "epochs": stage_config.epochs,
                "best_epoch": result.best_epoch, "kept_epoch": result.kept_epoch,
@@ -191,7 +191,7 @@ def train_teacher(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bo
         "distill": config.distill.model_copy(update={"teacher_units": None}),
     })
     return train_stage(prep, teacher_config, run_dir / CHECKPOINT_DIR / TEACHER_DIR, "teacher",
-                       resume, on_epoch)
+                       "distillation teacher", resume, on_epoch)
 
 
 def train(prep: Prepared, config: TrainConfig, run_dir: Path, resume: bool = False,
