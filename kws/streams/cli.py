@@ -47,7 +47,7 @@ def _dataset(bundle, data: list[Path] | None):
     roots, _ = default_data_roots(data or [])
     if not roots:
         raise KwsError("no data: pass --data DIR (a Speech Commands style folder); the shared "
-                       "copy ../shared/data/speech_commands is absent")
+                       "folders in ../shared/data/ are absent")
     return index_folders(roots, data_config(bundle))
 
 
@@ -174,6 +174,48 @@ def eval_cmd(
                   f"{at['frr']:.1%}), FA/h {b['fa_per_hour']:.2f} (clean {at['fa_per_hour']:.2f})")
     if plot is not None:
         err.print(f"wrote {plot}")
+
+
+@streams_app.command("health")
+def health_cmd(
+    model: ModelOpt,
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="validation | test (the training run's speakers)")] = "test",
+    minutes: Annotated[float, typer.Option(min=1, help="Minutes of keyword-free audio heard as one stream (one state, never reset).")] = 120.0,
+    seed: Annotated[int, typer.Option(help="Stream seed (same seed, same audio as `streams eval`).")] = 0,
+    snr: SnrOpt = "20,10,5",
+    parts: Annotated[int, typer.Option(min=1, help="Report each of this many equal stretches of time too.")] = 4,
+    json_out: JsonOpt = False,
+) -> None:
+    """Hours of keyword-free audio as ONE stream: false accepts per hour over time and how often
+    the int8 state sits at its limits (a state that drifts into false accepts is a defect)."""
+    from kws.evaluate import load_bundle
+    from kws.streams.health import state_health
+
+    if split not in ("validation", "test", "train"):
+        raise KwsError(f"--split {split}: not one of validation, test, train")
+    bundle = load_bundle(model)
+    result = state_health(bundle, _dataset(bundle, data), split, minutes, _snrs(snr), seed,
+                          parts, progress=_progress)
+    result["model"] = str(model)
+    if json_out:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"{model.name}: {result['minutes']:g} min of keyword-free {split} audio,"
+                        f" {'one state never reset' if result['one_state'] else 'clip mode'}")
+    for col in ("stretch", "minutes", "false accepts", "FA/h", "state at int8 limits",
+                "mean |state|"):
+        table.add_column(col, justify="right")
+    rows = [(f"{i + 1} of {len(result['parts'])}", p) for i, p in enumerate(result["parts"])]
+    for name, p in rows + [("whole", result["whole"])]:
+        limit = p["state_at_int8_limits"]
+        table.add_row(name, f"{p['seconds'] / 60:.1f}", str(p["false_accepts"]),
+                      f"{p['fa_per_hour']:.2f}" if p["fa_per_hour"] is not None else "-",
+                      f"{limit:.3%}" if limit is not None else "-",
+                      f"{p['state_mean_abs']:.1f}" if p["state_mean_abs"] is not None else "-")
+    out.print(table)
+    if result["false_accept_labels"]:
+        out.print("false accepts as: " + ", ".join(result["false_accept_labels"]))
 
 
 @streams_app.command("tune")
