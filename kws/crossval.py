@@ -57,7 +57,7 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, base: Dataset, fold: in
     from kws.export.bundle import int8_logits, quantize_model
     from kws.export.manifest import Quant
     from kws.model.prepare import prepare
-    from kws.model.train import train
+    from kws.model.fit import fit
 
     if threads:
         import tensorflow as tf
@@ -67,7 +67,7 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, base: Dataset, fold: in
 
     prep = prepare(roots, config, dataset=fold_dataset(base, fold, folds))
     with tempfile.TemporaryDirectory(prefix="kws-cv-") as tmp:
-        result = train(prep, config, Path(tmp))
+        result = fit(prep, config, Path(tmp))
     test = prep.splits["test"]
     float_pred = np.asarray(result.model.model.predict(test.features, verbose=0)).argmax(1)
     _, io, tflm = quantize_model(result.model, prep, config)

@@ -43,7 +43,7 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
               err: Console, train_only: list[Path] | None = None) -> dict:
     from kws.export.bundle import export_bundle
     from kws.model.prepare import prepare
-    from kws.model.train import train
+    from kws.model.fit import fit
 
     cfg = settings(config, epochs, units, sets)
     roots, source = default_data_roots(data)
@@ -73,12 +73,7 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
                 f"{phase}epoch {epoch}: loss {logs.get('loss', 0):.3f} acc {logs.get('accuracy', 0):.3f} "
                 f"val {logs.get('val_accuracy', 0):.3f}"))
 
-        if cfg.streaming.enabled:
-            from kws.model.stream_train import train_streaming
-
-            result = train_streaming(prep, cfg, out, resume=resume, on_epoch=on_epoch)
-        else:
-            result = train(prep, cfg, out, resume=resume, on_epoch=on_epoch)
+        result = fit(prep, cfg, out, resume=resume, on_epoch=on_epoch)
     if result.interrupted:
         err.print("[yellow]interrupted: exporting the best model so far "
                   f"(epoch {result.best_epoch}); `--resume` continues training[/]")

@@ -12,7 +12,8 @@ from kws.features.params import FeatureParams
 
 
 class ModelConfig(Frozen):
-    units: int = Field(64, ge=8, le=256, description="GRU width (hidden state size)")
+    units: int = Field(96, ge=8, le=256, description="GRU width (hidden state size); 96 by "
+                       "measurement (README, \"Streaming model\")")
     layers: int = Field(1, ge=1, le=2, description="stacked GRU layers")
     dropout: float = Field(0.1, ge=0, lt=1, description="before the output layer, training only")
 
@@ -36,8 +37,9 @@ class StreamTrainConfig(Frozen):
     chunk and stream to stream), with a target at every frame. See kws/data/sequences.py for
     how a stream and its frame targets are made and kws/model/stream_train.py for the loop."""
 
-    enabled: bool = Field(False, description="train on streams (one state, a decision every "
-                          "frame on the device) instead of 1 s clips with a reset state")
+    enabled: bool = Field(True, description="train on streams (one state, a decision every "
+                          "frame on the device) instead of 1 s clips with a reset state (false:"
+                          " the clip model with K staggered states)")
     lanes: int = Field(32, ge=1, description="streams trained side by side (the batch)")
     chunk_frames: int = Field(100, ge=4, description="frames per truncated-BPTT chunk")
     stream_seconds: float = Field(40.0, gt=1, description="length of each generated stream; "
@@ -69,10 +71,10 @@ class StreamTrainConfig(Frozen):
     init_from: str | None = Field(None, description="a clip-trained run folder (or its "
                                   "model.keras) of the same width and layers whose GRU and "
                                   "output weights start the streaming training")
-    pretrain_epochs: int = Field(0, ge=0, description="epochs of ordinary clip training in the "
+    pretrain_epochs: int = Field(40, ge=0, description="epochs of ordinary clip training in the "
                                  "same run (RUN/checkpoints/pretrain) whose weights start the "
                                  "streaming training; ignored when init_from is set")
-    clip_weight: float = Field(0.0, ge=0, description="weight of an extra cross-entropy term on "
+    clip_weight: float = Field(0.5, ge=0, description="weight of an extra cross-entropy term on "
                                "a batch of 1 s training clips scored at their last frame from "
                                "the zero state (how `kws eval` scores a clip) per chunk")
 
