@@ -218,6 +218,65 @@ def health_cmd(
         out.print("false accepts as: " + ", ".join(result["false_accept_labels"]))
 
 
+@streams_app.command("compare")
+def compare_cmd(
+    models: Annotated[list[Path], typer.Option("--model", help="Run folder; repeat (first = the reference, e.g. the clip model).")],
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="validation | test (the training run's speakers)")] = "test",
+    minutes: Annotated[float, typer.Option(min=1, help="Minutes of keyword-free audio.")] = 120.0,
+    seed: Annotated[int, typer.Option(help="Stream seed (same seed, same audio).")] = 0,
+    snr: SnrOpt = "20,10,5",
+    plot: Annotated[Optional[Path], typer.Option(help="ROC of every model's pooled curve (PNG).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bundles on the same streams: pooled and per-keyword FRR at 0.5 / 1 / 2 / 5 FA/h (each at
+    its own recognizer, threshold swept), cost per second of audio, flash and RAM."""
+    from kws.evaluate import load_bundle
+    from kws.report.roc import roc_png
+    from kws.streams.build import SuiteSpec
+    from kws.streams.compare import beats_everywhere, compare
+
+    if split not in ("validation", "test", "train"):
+        raise KwsError(f"--split {split}: not one of validation, test, train")
+    bundles = [load_bundle(m) for m in models]
+    dataset = _dataset(bundles[0], data)
+    result = compare(bundles, dataset, split, SuiteSpec(_snrs(snr), negative_minutes=minutes,
+                                                        seed=seed), progress=_progress)
+    curves = result.pop("_curves")
+    if len(bundles) > 1:
+        result["second_beats_first_at_every_level"] = beats_everywhere(result)
+    if plot is not None:
+        roc_png(curves, plot, f"{split} streams, SNR {'/'.join(f'{v:g}' for v in _snrs(snr))} dB"
+                f" + {minutes:g} min keyword-free audio: each model at its recognizer, "
+                "threshold swept", result["hours"], pooled="")
+        result["plot"] = str(plot)
+    if json_out:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"{split} streams, {result['hours']:.2f} h: FRR at <= N false accepts "
+                        "per hour (threshold swept)")
+    table.add_column("model")
+    for level in result["fa_levels"]:
+        table.add_column(f"<= {level:g} FA/h", justify="right")
+    table.add_column("M instr / s", justify="right")
+    table.add_column("flash / RAM", justify="right")
+    for row in result["models"]:
+        mem = row["memory"]
+        table.add_row(row["name"], *[f"{lv['frr']:.1%}" if lv["frr"] is not None else "-"
+                                     for lv in row["levels"]],
+                      f"{row['cost']['instructions_per_second'] / 1e6:.2f}",
+                      f"{mem['flash_bytes']:,} / {mem['ram_bytes']:,}" if "flash_bytes" in mem
+                      else "-")
+    out.print(table)
+    for row in result["models"]:
+        lv = next((x for x in row["levels"] if x["max_fa_per_hour"] == 2.0), None)
+        if lv and lv["frr_per_keyword"]:
+            out.print(f"{row['name']} at <= 2 FA/h: " + ", ".join(
+                f"{w} {v:.0%}" for w, v in lv["frr_per_keyword"].items()))
+    if plot is not None:
+        err.print(f"wrote {plot}")
+
+
 @streams_app.command("tune")
 def tune_cmd(
     model: ModelOpt,
