@@ -237,7 +237,7 @@ def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: 
     loop = _Loop(model, config, config.epochs * steps_per_epoch)
     ckpt = run_dir / CHECKPOINT_DIR
     ckpt.mkdir(parents=True, exist_ok=True)
-    start_epoch, best_loss = 0, math.inf
+    start_epoch, best_loss, earlier_seconds = 0, math.inf, 0.0
     if resume and (ckpt / "progress.json").is_file():
         progress = json.loads((ckpt / "progress.json").read_text())
         model.sequence.load_weights(ckpt / "last.weights.h5")
@@ -246,6 +246,7 @@ def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: 
         result.best_epoch = progress["best_epoch"]
         result.best_val_accuracy = progress["best_val_accuracy"]
         best_loss = progress["best_val_loss"]
+        earlier_seconds = progress.get("seconds", 0.0)  # training time before the resume
         loop.optimizer.iterations.assign(start_epoch * steps_per_epoch)
     units = config.model.units
     states = [np.zeros((sc.lanes, units), np.float32) for _ in range(config.model.layers)]
@@ -276,12 +277,13 @@ def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: 
             model.sequence.save_weights(ckpt / "last.weights.h5")
             (ckpt / "progress.json").write_text(json.dumps({
                 "epoch": epoch + 1, "best_epoch": result.best_epoch, "best_val_loss": best_loss,
-                "best_val_accuracy": result.best_val_accuracy, "history": result.history},
+                "best_val_accuracy": result.best_val_accuracy, "history": result.history,
+                "seconds": earlier_seconds + time.perf_counter() - started},
                 indent=1))
             on_epoch(epoch + 1, {**logs, "accuracy": logs["val_keyword_hit"]})
     except KeyboardInterrupt:
         result.interrupted = True
-    result.seconds = time.perf_counter() - started
+    result.seconds = earlier_seconds + time.perf_counter() - started
     keep = "last" if config.keep == "last" and not result.interrupted else "best"
     if (ckpt / f"{keep}.weights.h5").is_file():
         model.sequence.load_weights(ckpt / f"{keep}.weights.h5")

@@ -88,7 +88,8 @@ def test_tiny_streaming_model_pretrains_trains_exports_and_resumes(tiny_data, tm
     report = json.loads((out / "report.json").read_text())
     assert report["pretrain"]["epochs"] == 1 and (pretrain / "done.json").is_file()
     done_before = (pretrain / "checkpoints" / "best.weights.h5").stat().st_mtime_ns
-    train_run(out, [tiny_data], None, 3, 16, sets, resume=True, force=False, err=quiet)
+    again = train_run(out, [tiny_data], None, 3, 16, sets, resume=True, force=False, err=quiet)
+    assert again["training_seconds"] > summary["training_seconds"]  # counts the first session
     progress = json.loads((out / "checkpoints" / "progress.json").read_text())
     assert progress["epoch"] == 3 and [h["epoch"] for h in progress["history"]] == [1, 2, 3]
     # the finished clip pretraining is reloaded on resume, not trained again
