@@ -39,7 +39,7 @@ help:
 	@echo "make demo    synthesize/load data and show what kws does today (see README)"
 	@echo "make test    run the test suite"
 	@echo "make train   train the default model into $(RUN) [DATA=folder] [CONFIG=kws/presets/gru80-hop32.yaml]"
-	@echo "make bench   benchmarks of $(RUN) incl. 5-fold cross-validation (~30 min, 2 folds at a time), JSON in build/bench.json [CONFIG=]"
+	@echo "make bench   benchmarks of $(RUN) incl. 5-fold cross-validation of the default recipe (estimated ~4 h here: 5 x ~50 min of training), JSON in build/bench.json [CONFIG=]"
 	@echo "make firmware BOARD=b  generate the PlatformIO project in build/firmware/<b>"
 	@echo "make flash BOARD=b     build and upload it (emulated boards: run it in QEMU on WAV=...)"
 	@echo "make monitor BOARD=b   serial monitor of a real board"
@@ -83,7 +83,8 @@ demo: setup
 train: setup
 	$(if $(SYNTH),$(KWS) synth --out $(SYNTH) $(SYNTH_ARGS),)
 	$(KWS) train --out $(RUN) --force $(if $(DATA),--data $(DATA),) $(if $(SYNTH),--train-only $(SYNTH),) $(if $(CONFIG),--config $(CONFIG),)
-	@# Recognizer defaults tuned on validation-speaker streams (K <= 2: the M4 cost budget).
+	@# Recognizer defaults tuned on validation-speaker streams (a clip model: K <= 2, the M4
+	@# cost budget; the default streaming model runs one state, K is not searched).
 	$(KWS) streams tune --model $(RUN) --ks 1,2 --apply $(if $(DATA),--data $(DATA),) \
 		|| echo "train: stream tuning skipped (the manifest keeps the default recognizer)"
 
