@@ -16,6 +16,11 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eab
 	python3-venv clang libclang-rt-14-dev
 
 RUN ?= runs/default
+# The bundle firmware is made from: RUN when it holds one; else, for the default RUN, the bundle
+# shipped in the package (made by the `make train` recipe on the shared data), so a fresh clone
+# builds firmware without an hour of training; a RUN= folder without a bundle is trained first.
+SHIPPED_BUNDLE := kws/bundles/default
+MODEL ?= $(if $(wildcard $(RUN)/manifest.json),$(RUN),$(if $(filter runs/default,$(RUN)),$(SHIPPED_BUNDLE),$(RUN)))
 # Synthetic clips that join the training split only (real speakers stay in validation/test):
 # +2.4 points in 5-fold speaker CV on the shared data (77.8% vs 75.4% int8). SYNTH= disables.
 SYNTH ?= build/synth
@@ -101,9 +106,9 @@ $(RUN)/manifest.json:
 # Regenerated when the bundle, the board file or kws itself changed (kws writes only files
 # whose bytes differ, so PlatformIO rebuilds only what changed).
 KWS_SOURCES := $(shell find kws firmware_templates -name '*.py' -o -name '*.j2' 2>/dev/null)
-$(FIRMWARE_DIR)/platformio.ini: $(RUN)/manifest.json $(RUN)/model.tflite boards/$(BOARD).yaml \
+$(FIRMWARE_DIR)/platformio.ini: $(MODEL)/manifest.json $(MODEL)/model.tflite boards/$(BOARD).yaml \
 		$(VENV)/.installed $(KWS_SOURCES)
-	$(KWS) generate --model $(RUN) --board $(BOARD) --out $(FIRMWARE_DIR) --backend $(BACKEND) --force
+	$(KWS) generate --model $(MODEL) --board $(BOARD) --out $(FIRMWARE_DIR) --backend $(BACKEND) --force
 
 firmware: setup $(FIRMWARE_DIR)/platformio.ini
 
@@ -111,9 +116,11 @@ build/demo.wav: $(VENV)/.installed
 	$(KWS) demo-wav --out $@ $(if $(DATA),--data $(DATA),)
 
 # Emulated boards: "upload" runs the ELF in qemu-system-arm on KWS_WAV. Real boards: the
-# platform must be installed or the registry reachable (checked first, in seconds).
-flash: firmware $(if $(filter qemu_%,$(BOARD)),$(WAV),)
+# platform must be installed or the registry reachable, checked first (seconds) so a missing
+# platform is said before any bundle is trained or project generated.
+flash: setup $(if $(filter qemu_%,$(BOARD)),$(WAV),)
 	$(KWS) boards preflight $(BOARD)
+	$(MAKE) --no-print-directory firmware BOARD=$(BOARD) BACKEND=$(BACKEND) RUN=$(RUN) MODEL=$(MODEL)
 	KWS_WAV=$(abspath $(WAV)) $(PIO) run -d $(FIRMWARE_DIR) -e $(BOARD) -t upload
 
 monitor: setup
