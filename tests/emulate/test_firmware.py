@@ -112,7 +112,9 @@ def test_real_board_is_not_emulated(bundle):
 @pytest.mark.parametrize("decision_frames", [1, 3])
 def test_continuous_firmware_decides_every_n_frames_like_the_mirror(tmp_path, decision_frames):
     """A streaming-trained bundle (one state never reset): every decision of the firmware in
-    QEMU equals the Python mirror's (and so the host C core's, tests/recognize)."""
+    QEMU equals the Python mirror's (and so the host C core's, tests/recognize), and its clip
+    logits (`kws eval --backend qemu`: the last frame's, whatever the decision period) equal
+    the native backend's."""
     from kws.export.manifest import read_manifest, write_manifest
 
     folder = write_bundle(tmp_path / "run")
@@ -134,3 +136,6 @@ def test_continuous_firmware_decides_every_n_frames_like_the_mirror(tmp_path, de
     assert run.counters["decisions"] == len(mirror.decisions)
     assert [(d["label"]) for d in run.detections] == \
         [b.manifest.labels[i] for i, _, _ in mirror.detections]
+    clips = two_clips()
+    native = int8_clip_logits(b, "native", device_frames(b, clips))
+    assert np.array_equal(firmware.clip_logits(fw, clips), native)
