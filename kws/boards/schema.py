@@ -59,6 +59,21 @@ class PlatformIO(Frozen):
     framework: Framework = Field(description="arduino, or none (only with the kws-qemu platform)")
     monitor_speed: StrictInt = Field(
         115200, gt=0, description="serial baud rate of the board's console (`pio device monitor`)")
+    link_libraries: tuple[StrictStr, ...] = Field(
+        (), description="precompiled libraries of the Arduino core the firmware needs, as paths "
+        "inside the framework package (e.g. libraries/X/src/cortex-m7/libY.a): PlatformIO puts "
+        "library folders on the search path but never names their .a files to the linker")
+
+    @field_validator("link_libraries")
+    @classmethod
+    def _library_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            name = path.rsplit("/", 1)[-1]
+            if (path.startswith("/") or ".." in path.split("/") or not name.startswith("lib")
+                    or not name.endswith(".a") or len(name) <= 5):
+                raise ValueError(f"{path!r}: expected a relative path inside the framework "
+                                 "package ending in lib<name>.a")
+        return value
 
     @field_validator("platform")
     @classmethod

@@ -53,11 +53,12 @@ def _tool(name: str) -> str:
     return found
 
 
-def measure(sources: Mapping[str, str], core: str) -> Footprint:
-    """Compile every .c of {file name: text} (plus the app probe) for `core`; sum the sizes."""
+def measure(sources: Mapping[str, str], core: str, float_flags: tuple[str, ...] = ()) -> Footprint:
+    """Compile every .c of {file name: text} (plus the app probe) for `core`; sum the sizes.
+    float_flags come after the core's own (the last -mfloat-abi wins), as in a real build."""
     cc, size = _tool(CROSS_CC), _tool(CROSS_SIZE)
     files = {**sources, PROBE: PROBE_TEXT}
-    flags = [*core_flags(core), *FLAGS]
+    flags = [*core_flags(core), *float_flags, *FLAGS]
     h = hashlib.sha256(cc.encode() + repr(flags).encode())
     for name in sorted(files):
         h.update(name.encode() + b"\0" + files[name].encode() + b"\0")

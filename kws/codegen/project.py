@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kws.codegen import footprint
 from kws.codegen.render import render, write_tree
+from kws.codegen.targets import arduino_mbed_float_flags
 from kws.errors import KwsError
 from kws.evaluate import Bundle, load_bundle
 
@@ -33,6 +34,9 @@ TFLM_RUNTIME_FLASH = 80 * 1024
 # Compile flags for our sources in every project: no FMA contraction, no fast-math, so the
 # device computes the very bits the host emulation computes.
 NUMERIC_FLAGS = ("-ffp-contract=off", "-fno-fast-math")
+# PlatformIO's package of the Arduino mbed core (platform.json of nordicnrf52, raspberrypi and
+# ststm32), where a board's link_libraries live.
+ARDUINO_MBED_PACKAGE = "framework-arduino-mbed"
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,28 @@ def _glue_sources(board, digest: str, sample_rate_hz: int) -> dict[str, str]:
     return files
 
 
+def _real_float_flags(board) -> tuple[str, ...]:
+    """The float flags an Arduino mbed build of the board ends with; () for emulated boards,
+    which kws builds itself with -mfloat-abi=hard."""
+    if board.is_emulated or board.platformio.framework != "arduino":
+        return ()
+    return arduino_mbed_float_flags(board.core)
+
+
+def real_build_flags(board) -> tuple[str, ...]:
+    """platformio.ini build_flags of a real board: the float ABI that keeps our code on the FPU
+    (targets.arduino_mbed_float_flags) and the precompiled core libraries its board file names,
+    from PlatformIO's copy of the framework package."""
+    if board.is_emulated or board.platformio.framework != "arduino":
+        return ()
+    flags = list(_real_float_flags(board))
+    for path in board.platformio.link_libraries:
+        folder, name = path.rsplit("/", 1)
+        flags += [f"-L${{platformio.packages_dir}}/{ARDUINO_MBED_PACKAGE}/{folder}",
+                  f"-l{name[3:-2]}"]
+    return tuple(flags)
+
+
 def _ini_lines(board, backend: str) -> list[str]:
     """The [env:<board>] lines of platformio.ini, every value prepared here."""
     pio = board.platformio
@@ -161,6 +187,9 @@ def _ini_lines(board, backend: str) -> list[str]:
         lines += [f"platform = {pio.platform}", f"board = {pio.board}",
                   f"framework = {pio.framework}"]
     lines.append(f"monitor_speed = {pio.monitor_speed}")
+    flags = real_build_flags(board)
+    if flags:
+        lines.append("build_flags = " + " ".join(flags))
     lines.append("build_src_flags = " + " ".join(NUMERIC_FLAGS))
     if backend == "tflm":
         lines.append(f"lib_deps = {TFLM_LIBRARY}")
@@ -208,7 +237,8 @@ def check_compatible(bundle: Bundle, board, backend: str) -> None:
 
 
 def _budget(bundle: Bundle, board, backend: str, core: Mapping[str, str]) -> Budget:
-    measured = footprint.measure(core, board.core)
+    # compiled with the float flags the real build ends with, so the sizes are the board's
+    measured = footprint.measure(core, board.core, _real_float_flags(board))
     detail = {"core_text_bytes": measured.text, "core_data_bytes": measured.data,
               "core_bss_bytes": measured.bss}
     flash, ram = measured.flash_bytes, measured.ram_bytes

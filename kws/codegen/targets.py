@@ -14,6 +14,19 @@ CORE_FLAGS: dict[str, tuple[str, ...]] = {
 }
 CROSS_CC = "arm-none-eabi-gcc"
 
+# The FPU of each core as the Arduino mbed variants name it. Their libmbed.a is built softfp
+# (floats passed in integer registers, FPU instructions inside), and PlatformIO's mbed builder
+# appends `-mfloat-abi=soft` after the variant's flags, which would turn every float operation
+# of our code into an __aeabi_* call. A project's build_flags come last, so these win; softfp
+# (not hard) because hard-float objects do not link with the softfp libmbed.a.
+ARDUINO_MBED_FPU: dict[str, str] = {"cortex-m4f": "fpv4-sp-d16", "cortex-m7": "fpv5-d16"}
+
+
+def arduino_mbed_float_flags(core: str) -> tuple[str, ...]:
+    """The float flags a real Arduino mbed build of `core` must end with (none for the M0+)."""
+    fpu = ARDUINO_MBED_FPU.get(core)
+    return ("-mfloat-abi=softfp", f"-mfpu={fpu}") if fpu else ()
+
 
 def core_flags(core: str) -> tuple[str, ...]:
     try:

@@ -1,4 +1,5 @@
-"""Read any reasonable WAV as 16 kHz mono float32, or fail with a one-line reason."""
+"""Read any reasonable audio file (WAV, FLAC, ...) as 16 kHz mono float32, or fail with a
+one-line reason."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def read_wav(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarr
         raise AudioError(path, "file not found" if not path.exists() else "not a file")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    _check_wav_data_chunk(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
@@ -47,6 +49,33 @@ def read_wav(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarr
             raise AudioError(path, "audio holds NaN or Inf samples after resampling")
     # Float WAVs may exceed full scale; int16 conversion later clips, so do it here once.
     return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+# A data chunk size meaning "unknown" (streamed writers fill it in later, or never).
+UNKNOWN_DATA_SIZES = (0, 0xFFFFFFFF)
+
+
+def _check_wav_data_chunk(path: Path) -> None:
+    """A RIFF/WAVE file whose data chunk holds fewer bytes than its header declares is cut
+    off (e.g. an interrupted copy); libsndfile reads the part that is there, so without this
+    check a clip of a few samples would become a near-silent training clip."""
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return  # not a plain WAV (FLAC, RF64, ...): soundfile's checks apply
+        size = path.stat().st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return  # no data chunk: soundfile reports it
+            declared = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                held = size - f.tell()
+                if declared not in UNKNOWN_DATA_SIZES and held < declared:
+                    raise AudioError(path, f"truncated: the data chunk declares {declared} "
+                                           f"bytes but the file holds {held}")
+                return
+            f.seek(declared + (declared & 1), 1)  # chunks are padded to an even size
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

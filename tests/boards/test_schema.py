@@ -234,6 +234,13 @@ INVALID = {
                           "bad.yaml:7 budget.flash_bytes: 2097152 exceeds flash_bytes 1048576"),
     "budget-over-ram": (edit(REAL, "  ram_bytes: 65536", "  ram_bytes: 300000"),
                         "bad.yaml:8 budget.ram_bytes: 300000 exceeds ram_bytes 262144"),
+    "link-library-outside": (edit(REAL, "  monitor_speed: 115200",
+                                  "  monitor_speed: 115200\n  link_libraries: [../libX.a]"),
+                             "bad.yaml:14 platformio.link_libraries: '../libX.a': expected a "
+                             "relative path inside the framework package"),
+    "link-library-not-archive": (edit(REAL, "  monitor_speed: 115200",
+                                      "  monitor_speed: 115200\n  link_libraries: [src/filter.h]"),
+                                 "platformio.link_libraries: 'src/filter.h': expected"),
     "unpinned-platform": (edit(REAL, "nordicnrf52@10.11.0", "nordicnrf52"),
                           "bad.yaml:10 platformio.platform: must be pinned as name@X.Y.Z"),
     "half-pinned-platform": (edit(REAL, "nordicnrf52@10.11.0", "nordicnrf52@10.11"),

@@ -107,6 +107,34 @@ def test_platformio_ini_per_board_kind(bundle, tmp_path):
     assert "src/kws_model.c" not in tflm and "src/kws_kernels.c" not in tflm
 
 
+@needs_cross
+def test_real_boards_keep_the_fpu_and_name_the_portenta_filter_library(bundle, tmp_path):
+    """PlatformIO's mbed builder appends -mfloat-abi=soft; the project's build_flags come after
+    it and put the M4F/M7 back on the FPU (softfp, link-compatible with libmbed.a). Portenta's
+    precompiled PDM filter library is named to the linker; the M0+ needs neither."""
+    import configparser
+
+    def build_flags(board: str) -> str:
+        ini = configparser.ConfigParser(interpolation=None)
+        ini.read_string(project.generate(bundle, board, tmp_path / board).files["platformio.ini"])
+        return ini[f"env:{board}"].get("build_flags", "")
+
+    assert build_flags("nano33") == "-mfloat-abi=softfp -mfpu=fpv4-sp-d16"
+    assert build_flags("serial_m4") == "-mfloat-abi=softfp -mfpu=fpv4-sp-d16"
+    portenta = build_flags("portenta_h7").split()
+    assert portenta[:2] == ["-mfloat-abi=softfp", "-mfpu=fpv5-d16"]
+    assert "-lPDMFilter_CM7_GCC_wc32" in portenta
+    assert ("-L${platformio.packages_dir}/framework-arduino-mbed/libraries/Portenta_Audio/src/"
+            "cortex-m7") in portenta
+    assert build_flags("nano_rp2040") == ""
+
+
+@needs_cross
+def test_pdm_gain_is_set_before_the_microphone_starts(bundle, tmp_path):
+    main = project.generate(bundle, "nano_rp2040", tmp_path / "r").files["src/main.cpp"]
+    assert 0 < main.index("PDM.setGain(") < main.index("PDM.begin(")
+
+
 def project_resolver(op: str) -> str:
     from kws.codegen.tflm_model import resolver_method
 

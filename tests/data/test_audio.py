@@ -177,6 +177,14 @@ def _truncated(path: Path) -> None:
     path.write_bytes(good.read_bytes()[:20])
 
 
+def _cut_in_the_data(path: Path) -> None:
+    """The first 100 bytes of a clip: a whole header, a data chunk that stops after 28
+    samples (libsndfile alone would read those 28 samples without complaint)."""
+    good = path.with_name("good_source.wav")
+    _write_good(good)
+    path.write_bytes(good.read_bytes()[:100])
+
+
 def _empty(path: Path) -> None:
     path.write_bytes(b"")
 
@@ -198,6 +206,8 @@ ERROR_CASES = {
     # name: (maker, words of which at least one must appear in the reason)
     "corrupt": (_corrupt, ("unreadable", "format", "not recognised", "not recognized")),
     "truncated": (_truncated, ("unreadable", "malformed", "truncated")),
+    "cut-in-the-data": (_cut_in_the_data, ("truncated: the data chunk declares 3200 bytes but "
+                                           "the file holds 56",)),
     "empty-file": (_empty, ("unreadable", "empty", "0 bytes", "format")),
     "zero-frames": (_zero_frames, ("empty", "0 samples", "no samples")),
     "nan": (_with(np.nan), ("nan",)),
