@@ -150,7 +150,7 @@ def _glue_sources(board, digest: str, sample_rate_hz: int) -> dict[str, str]:
     return files
 
 
-def _real_float_flags(board) -> tuple[str, ...]:
+def real_float_flags(board) -> tuple[str, ...]:
     """The float flags an Arduino mbed build of the board ends with; () for emulated boards,
     which kws builds itself with -mfloat-abi=hard."""
     if board.is_emulated or board.platformio.framework != "arduino":
@@ -164,7 +164,7 @@ def real_build_flags(board) -> tuple[str, ...]:
     from PlatformIO's copy of the framework package."""
     if board.is_emulated or board.platformio.framework != "arduino":
         return ()
-    flags = list(_real_float_flags(board))
+    flags = list(real_float_flags(board))
     for path in board.platformio.link_libraries:
         folder, name = path.rsplit("/", 1)
         flags += [f"-L${{platformio.packages_dir}}/{ARDUINO_MBED_PACKAGE}/{folder}",
@@ -238,7 +238,7 @@ def check_compatible(bundle: Bundle, board, backend: str) -> None:
 
 def _budget(bundle: Bundle, board, backend: str, core: Mapping[str, str]) -> Budget:
     # compiled with the float flags the real build ends with, so the sizes are the board's
-    measured = footprint.measure(core, board.core, _real_float_flags(board))
+    measured = footprint.measure(core, board.core, real_float_flags(board))
     detail = {"core_text_bytes": measured.text, "core_data_bytes": measured.data,
               "core_bss_bytes": measured.bss}
     flash, ram = measured.flash_bytes, measured.ram_bytes

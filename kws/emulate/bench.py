@@ -151,13 +151,15 @@ def macs_per_step(tflite_bytes: bytes) -> int:
 PORTABLE_FLAGS = ("-DKWS_PORTABLE_KERNELS",)
 
 
-def model_cost(tflite_bytes: bytes, core: str, steps: int = STEPS, portable: bool = False) -> dict:
+def model_cost(tflite_bytes: bytes, core: str, steps: int = STEPS, portable: bool = False,
+               float_flags: tuple[str, ...] = ()) -> dict:
     """{"instructions_per_step", "instructions_per_mac", "macs_per_step", "checksum",
     "text", "data", "bss"}: guest instructions of kws_model_step (mean over `steps` steps)
     and the summed sizes of kws_model.o + kws_kernels.o. `portable` builds without the DSP
-    dot products, for comparison."""
+    dot products, for comparison. float_flags: a real board's float ABI (see
+    project.real_build_flags), appended after the core's."""
     run = run_bench(core, model=tflite_bytes, steps=steps,
-                    extra_flags=PORTABLE_FLAGS if portable else ())
+                    extra_flags=(*float_flags, *(PORTABLE_FLAGS if portable else ())))
     per_step = run.instructions("model") / steps
     macs = macs_per_step(tflite_bytes)
     return {"core": core, "machine": qemu.machine(core).name,
@@ -167,20 +169,21 @@ def model_cost(tflite_bytes: bytes, core: str, steps: int = STEPS, portable: boo
             **qemu.object_sizes(Path(run.elf), MODEL_OBJECTS)}
 
 
-def recognizer_cost(manifest, core: str) -> dict:
+def recognizer_cost(manifest, core: str, float_flags: tuple[str, ...] = ()) -> dict:
     """{"instructions_per_decision", "text", "data", "bss"}: kws_recognizer_push per decision
     (random logits, so the softmax table and the window sums run every time)."""
-    run = run_bench(core, manifest=manifest)
+    run = run_bench(core, manifest=manifest, extra_flags=float_flags)
     r = run.report["recognizer"]
     return {"core": core, "instructions_per_decision":
             round(run.instructions("recognizer") / r["decisions"], 1),
             **qemu.object_sizes(Path(run.elf), ("kws_recognizer.o",))}
 
 
-def features_cost(core: str, params: FeatureParams | None = None, hops: int = HOPS) -> dict:
+def features_cost(core: str, params: FeatureParams | None = None, hops: int = HOPS,
+                  float_flags: tuple[str, ...] = ()) -> dict:
     """{"instructions_per_frame", "instructions_per_hop", "frames", "checksum", "text", "data",
     "bss"}: guest instructions of kws_features_push_hop per completed frame."""
-    run = run_bench(core, features=params or FeatureParams(), hops=hops)
+    run = run_bench(core, features=params or FeatureParams(), hops=hops, extra_flags=float_flags)
     total = run.instructions("features")
     frames = run.report["features"]["frames"]
     if frames == 0:

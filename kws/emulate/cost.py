@@ -22,8 +22,9 @@ from kws.errors import KwsError
 CYCLES_PER_INSTRUCTION = 1.0
 
 
-def part_costs(bundle, core: str) -> dict:
-    """Guest instructions per second of audio for features, model and recognizer on `core`."""
+def part_costs(bundle, core: str, float_flags: tuple[str, ...] = ()) -> dict:
+    """Guest instructions per second of audio for features, model and recognizer on `core`,
+    compiled with `float_flags` after the core's (a real board's float ABI)."""
     from kws.emulate.bench import features_cost, model_cost, recognizer_cost
 
     from kws.recognize.stream import Schedule
@@ -33,9 +34,9 @@ def part_costs(bundle, core: str) -> dict:
     sched = Schedule.from_manifest(m)
     k = sched.states  # model steps per frame: K staggered states, or the one continuous state
     decisions_per_s = 1000.0 / sched.decision_period_ms
-    feat = features_cost(core, m.features)
-    model = model_cost(bundle.tflite, core)
-    recog = recognizer_cost(m, core)
+    feat = features_cost(core, m.features, float_flags=float_flags)
+    model = model_cost(bundle.tflite, core, float_flags=float_flags)
+    recog = recognizer_cost(m, core, float_flags=float_flags)
     parts = {
         "features": feat["instructions_per_frame"] * frames_per_s,
         "model": model["instructions_per_step"] * k * frames_per_s,
@@ -97,8 +98,9 @@ def firmware_run(model_dir: Path, board_id: str, wav: Path) -> dict:
 
 def board_cost(model_dir: Path, board_id: str, wav: Path | None) -> dict:
     """Everything about one board: parts per second, energy, and (emulated boards, with a WAV)
-    the measured firmware run. Real boards use the QEMU machine of their core."""
-    from kws.codegen.project import resolve_board
+    the measured firmware run. Real boards use the QEMU machine of their core, with the float
+    flags their real build uses (softfp on the Arduino mbed M4F/M7)."""
+    from kws.codegen.project import real_float_flags, resolve_board
     from kws.emulate.qemu import MACHINES
     from kws.evaluate import load_bundle
 
@@ -107,8 +109,10 @@ def board_cost(model_dir: Path, board_id: str, wav: Path | None) -> dict:
     if board.core not in MACHINES:
         return {"board": board.id, "core": board.core,
                 "skipped": f"no QEMU machine emulates {board.core}"}
-    parts = part_costs(bundle, board.core)
-    out = {"board": board.id, "core": board.core, "clock_hz": board.clock_hz, **parts,
+    float_flags = real_float_flags(board)
+    parts = part_costs(bundle, board.core, float_flags)
+    out = {"board": board.id, "core": board.core, "clock_hz": board.clock_hz,
+           "float_flags": " ".join(float_flags) or None, **parts,
            "energy": energy(board, parts["per_second_total"], parts["instructions_per_step"],
                             parts["frames_per_second"])}
     if board.is_emulated and wav is not None:

@@ -105,6 +105,19 @@ def _emulate_dir() -> Path:
     return path
 
 
+FLOAT_ABI_PREFIXES = ("-mfloat-abi=", "-mfpu=")
+
+
+def link_core_flags(core: str, extra_flags: Sequence[str]) -> list[str]:
+    """The core's flags for the link, with a float ABI given in extra_flags in place of the
+    core's own: gcc picks the C library's multilib from these, and given two -mfloat-abi
+    options it falls back to the default (ARM-mode) library, which a Cortex-M cannot run."""
+    override = [f for f in extra_flags if f.startswith(FLOAT_ABI_PREFIXES)]
+    if not override:
+        return list(core_flags(core))
+    return [f for f in core_flags(core) if not f.startswith(FLOAT_ABI_PREFIXES)] + override
+
+
 def build_elf(sources: Mapping[str, str], core: str, name: str = "app",
               extra_flags: Sequence[str] = ()) -> Path:
     """Compile {file name: text} plus the harness for `core` into <cache>/qemu/<name>-<hash>/
@@ -113,7 +126,8 @@ def build_elf(sources: Mapping[str, str], core: str, name: str = "app",
     cc = tool(CROSS_CC)
     files = {**harness_sources(core), **sources}
     flags = [*core_flags(core), *CROSS_FLAGS, *extra_flags]
-    h = hashlib.sha256(cc.encode() + repr(flags).encode() + repr(LINK_FLAGS).encode())
+    h = hashlib.sha256(cc.encode() + repr(flags).encode() + repr(LINK_FLAGS).encode()
+                       + repr(link_core_flags(core, extra_flags)).encode())
     for fname in sorted(files):
         h.update(fname.encode() + b"\0" + files[fname].encode() + b"\0")
     out_dir = _emulate_dir() / f"{name}-{core}-{h.hexdigest()[:16]}"
@@ -128,7 +142,8 @@ def build_elf(sources: Mapping[str, str], core: str, name: str = "app",
             obj = c[:-2] + ".o"
             _run([cc, *flags, "-c", c, "-o", obj], tmp, f"{c} for {core}")
             objects.append(obj)
-        _run([cc, *core_flags(core), *LINK_FLAGS, "-T", "kws_link.ld", "-o", elf.name,
+        _run([cc, *link_core_flags(core, extra_flags), *LINK_FLAGS, "-T", "kws_link.ld",
+              "-o", elf.name,
               *objects, "-Wl,-Map," + name + ".map"], tmp, f"link of {name} for {core}")
         try:
             os.replace(tmp, out_dir)

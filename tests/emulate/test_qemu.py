@@ -101,3 +101,21 @@ def test_model_cost_keys(small_model):
 def test_default_model_in_qemu_equals_host(default_model):
     run = bench.run_bench("cortex-m4f", model=default_model, steps=20)
     assert run.report["model"]["checksum"] == bench.host_model_checksum(default_model, steps=20)
+
+
+@pytest.mark.parametrize("core", ["cortex-m4f", "cortex-m7"])
+def test_real_board_float_abi_runs_and_computes_the_same(small_model, core):
+    """Real Arduino mbed boards build with -mfloat-abi=softfp (project.real_build_flags): the
+    bench in QEMU with those flags links the softfp C library, runs, and gives the same
+    feature and model checksums as the host; costs of real boards are measured this way."""
+    from kws.codegen.targets import arduino_mbed_float_flags
+
+    flags = arduino_mbed_float_flags(core)
+    assert flags[0] == "-mfloat-abi=softfp"
+    assert qemu.link_core_flags(core, flags).count("-mfloat-abi=softfp") == 1
+    assert not any(f == "-mfloat-abi=hard" for f in qemu.link_core_flags(core, flags))
+    params = FeatureParams()
+    run = bench.run_bench(core, model=small_model, features=params, steps=20, hops=20,
+                          extra_flags=flags)
+    assert run.report["features"]["checksum"] == bench.host_features_checksum(params, hops=20)
+    assert run.report["model"]["checksum"] == bench.host_model_checksum(small_model, steps=20)
