@@ -61,6 +61,12 @@ def bundle(tmp_path_factory):
     return write_bundle(tmp_path_factory.mktemp("bundle") / "run")
 
 
+@pytest.fixture(scope="module")
+def per_tensor_bundle(tmp_path_factory):
+    """The kind of bundle --backend tflm accepts (per-tensor FULLY_CONNECTED weights)."""
+    return write_bundle(tmp_path_factory.mktemp("bundle") / "per_tensor", per_channel=False)
+
+
 @needs_cross
 @pytest.mark.parametrize("board", ["qemu_m4", "nano33", "serial_m4", "nano_rp2040", "portenta_h7"])
 def test_generate_is_complete_deterministic_and_bannered(bundle, tmp_path, board):
@@ -88,7 +94,7 @@ def test_generate_is_complete_deterministic_and_bannered(bundle, tmp_path, board
 
 
 @needs_cross
-def test_platformio_ini_per_board_kind(bundle, tmp_path):
+def test_platformio_ini_per_board_kind(bundle, per_tensor_bundle, tmp_path):
     from kws.pio.setup import platform_dir
 
     qemu = project.generate(bundle, "qemu_m4", tmp_path / "q").files["platformio.ini"]
@@ -97,11 +103,11 @@ def test_platformio_ini_per_board_kind(bundle, tmp_path):
     nano = project.generate(bundle, "nano33", tmp_path / "n").files["platformio.ini"]
     assert "platform = nordicnrf52@" in nano and "framework = arduino" in nano
     assert "lib_deps" not in nano  # the native backend needs no library
-    tflm = project.generate(bundle, "nano33", tmp_path / "t", backend="tflm").files
+    tflm = project.generate(per_tensor_bundle, "nano33", tmp_path / "t", backend="tflm").files
     assert "lib_deps = https://github.com/tensorflow/tflite-micro-arduino-examples.git#" \
         in tflm["platformio.ini"]
     resolver = tflm["src/kws_model_tflm.cpp"]
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest = json.loads((per_tensor_bundle / "manifest.json").read_text())
     for op in manifest["ops"]:
         assert f"resolver.{project_resolver(op)}();" in resolver
     assert "src/kws_model.c" not in tflm and "src/kws_kernels.c" not in tflm
@@ -109,24 +115,26 @@ def test_platformio_ini_per_board_kind(bundle, tmp_path):
 
 @needs_cross
 def test_real_boards_keep_the_fpu_and_name_the_portenta_filter_library(bundle, tmp_path):
-    """PlatformIO's mbed builder appends -mfloat-abi=soft; the project's build_flags come after
-    it and put the M4F/M7 back on the FPU (softfp, link-compatible with libmbed.a). Portenta's
-    precompiled PDM filter library is named to the linker; the M0+ needs neither."""
+    """PlatformIO adds build_flags, then the mbed builder appends -mfloat-abi=soft, then
+    build_src_flags: so the float ABI that puts the M4F/M7 back on the FPU (softfp,
+    link-compatible with libmbed.a) is in build_src_flags, for our sources. Portenta's
+    precompiled PDM filter library is named to the linker; the M0+ needs neither.
+    tests/codegen/test_real_board_build.py compiles the projects with these flags."""
     import configparser
 
-    def build_flags(board: str) -> str:
+    def env(board: str):
         ini = configparser.ConfigParser(interpolation=None)
         ini.read_string(project.generate(bundle, board, tmp_path / board).files["platformio.ini"])
-        return ini[f"env:{board}"].get("build_flags", "")
+        return ini[f"env:{board}"]
 
-    assert build_flags("nano33") == "-mfloat-abi=softfp -mfpu=fpv4-sp-d16"
-    assert build_flags("serial_m4") == "-mfloat-abi=softfp -mfpu=fpv4-sp-d16"
-    portenta = build_flags("portenta_h7").split()
-    assert portenta[:2] == ["-mfloat-abi=softfp", "-mfpu=fpv5-d16"]
-    assert "-lPDMFilter_CM7_GCC_wc32" in portenta
-    assert ("-L${platformio.packages_dir}/framework-arduino-mbed/libraries/Portenta_Audio/src/"
-            "cortex-m7") in portenta
-    assert build_flags("nano_rp2040") == ""
+    numeric = "-ffp-contract=off -fno-fast-math"
+    for board, fpu in (("nano33", "fpv4-sp-d16"), ("serial_m4", "fpv4-sp-d16"),
+                       ("portenta_h7", "fpv5-d16")):
+        assert env(board)["build_src_flags"] == f"-mfloat-abi=softfp -mfpu={fpu} {numeric}"
+    assert "build_flags" not in env("nano33")
+    assert env("portenta_h7")["build_flags"] == "-lPDMFilter_CM7_GCC_wc32"
+    assert env("nano_rp2040")["build_src_flags"] == numeric
+    assert "build_flags" not in env("nano_rp2040")
 
 
 @needs_cross
@@ -168,13 +176,39 @@ def test_sample_rate_mismatch_is_refused(bundle, tmp_path):
         project.generate(bundle, board, tmp_path / "out")
 
 
-def test_tflm_on_an_emulated_board_is_refused(bundle, tmp_path):
+def test_tflm_on_an_emulated_board_is_refused(per_tensor_bundle, tmp_path):
     with pytest.raises(KwsError, match="qemu_m4 is emulated: use --backend native"):
-        project.generate(bundle, "qemu_m4", tmp_path / "out", backend="tflm")
+        project.generate(per_tensor_bundle, "qemu_m4", tmp_path / "out", backend="tflm")
+
+
+@pytest.mark.parametrize("board", ["nano33", "nano_rp2040", "portenta_h7"])
+def test_tflm_refuses_per_channel_fully_connected_weights(bundle, tmp_path, board):
+    """The pinned Arduino TFLM library computes per-channel FULLY_CONNECTED with the first
+    channel's multiplier (test_tflm_arduino_host.py measures it): refused before anything is
+    written, in one line naming the file and both ways out."""
+    expected = (f"{bundle / 'model.tflite'}: FULLY_CONNECTED weights are quantized per channel, "
+                "which the Arduino TFLM library (tflite-micro-arduino-examples@f14e2f48) "
+                "computes with one multiplier (wrong logits on the board); use --backend "
+                "native, or train with --set per_channel=false")
+    with pytest.raises(KwsError) as err:
+        project.generate(bundle, board, tmp_path / "out", backend="tflm")
+    assert str(err.value) == expected
+    assert not (tmp_path / "out").exists()
+
+
+def test_per_channel_check_reads_the_weight_quantization(bundle, per_tensor_bundle):
+    from kws.evaluate import load_bundle
+
+    labels = project.per_channel_fully_connected(load_bundle(bundle).tflite)
+    assert labels and all(label.startswith("FULLY_CONNECTED (op ") for label in labels)
+    assert project.per_channel_fully_connected(load_bundle(per_tensor_bundle).tflite) == []
+    project.check_compatible(load_bundle(per_tensor_bundle), load_by_id("nano33"), "tflm")
+    project.check_compatible(load_bundle(bundle), load_by_id("nano33"), "native")
 
 
 @needs_cross
-def test_user_files_are_kept_and_stale_generated_files_removed(bundle, tmp_path):
+def test_user_files_are_kept_and_stale_generated_files_removed(per_tensor_bundle, tmp_path):
+    bundle = per_tensor_bundle
     out = tmp_path / "proj"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
