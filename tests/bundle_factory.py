@@ -22,7 +22,7 @@ EAGER = RecognizerParams(average_window_ms=600, threshold=0.12, suppression_ms=5
 
 def make_manifest(tflite: bytes, resets: int, clip_frames: int = 49,
                   recognizer: RecognizerParams = EAGER, labels=LABELS10,
-                  features: FeatureParams = FeatureParams()) -> Manifest:
+                  features: FeatureParams = FeatureParams(), arena_bytes: int = 4096) -> Manifest:
     io = find_io(read_model(tflite))
 
     def quant(role):
@@ -34,14 +34,16 @@ def make_manifest(tflite: bytes, resets: int, clip_frames: int = 49,
                                     quant=quant("state")),
                     logits_quant=quant("logits"), recognizer=recognizer,
                     streaming=StreamingSpec(clip_frames=clip_frames, resets=resets),
-                    ops=tuple(op_names(read_model(tflite))), arena_bytes=4096,
+                    ops=tuple(op_names(read_model(tflite))), arena_bytes=arena_bytes,
                     tflite_bytes=len(tflite), model_sha256=hashlib.sha256(tflite).hexdigest(),
                     params=1, macs_per_step=1)
 
 
 def write_bundle(folder: Path, units: int = 16, labels=LABELS12, resets: int = 1,
-                 **manifest_args) -> Path:
-    tflite = build_step_model(units, len(labels), 1, True)
+                 per_channel: bool = True, **manifest_args) -> Path:
+    """per_channel=False: one weight scale per tensor, the only kind of FULLY_CONNECTED that
+    `kws generate --backend tflm` accepts (the pinned Arduino TFLM library gets the other wrong)."""
+    tflite = build_step_model(units, len(labels), 1, per_channel)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.tflite").write_bytes(tflite)
     write_manifest(make_manifest(tflite, resets, labels=labels, **manifest_args),

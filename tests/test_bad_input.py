@@ -185,6 +185,16 @@ def test_tflite_with_an_unsupported_op(bundle, tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+def test_per_channel_bundle_for_the_tflm_backend(bundle, tmp_path):
+    """The factory's default bundle has per-channel FULLY_CONNECTED weights, which the pinned
+    Arduino TFLM library computes wrong."""
+    one_error_line(kws("generate", "--model", bundle, "--board", "nano33", "--out", tmp_path / "p",
+                       "--backend", "tflm"),
+                   f"{bundle / 'model.tflite'}: FULLY_CONNECTED weights are quantized per channel",
+                   "--backend native", "--set per_channel=false")
+    assert not (tmp_path / "p").exists()
+
+
 def test_tflite_replaced_by_hand(bundle, tmp_path):
     bad = tmp_path / "swapped"
     shutil.copytree(bundle, bad)

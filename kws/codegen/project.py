@@ -28,15 +28,13 @@ GENERATED_LIST = ".kws-generated"
 # PlatformIO package). Only the tflm backend depends on it.
 TFLM_LIBRARY = ("https://github.com/tensorflow/tflite-micro-arduino-examples.git"
                 "#f14e2f4808b2e97405e2f0f8f05b5413456e68e5")
+TFLM_LIBRARY_NAME = "tflite-micro-arduino-examples@" + TFLM_LIBRARY.rsplit("#", 1)[1][:8]
 # Flash of the TFLM interpreter + the kernels of our op list, without the model (DESIGN.md:
 # the whole TFLM build of the GRU-64 step model is 113 KB, of which the model is ~31-38 KB).
 TFLM_RUNTIME_FLASH = 80 * 1024
 # Compile flags for our sources in every project: no FMA contraction, no fast-math, so the
 # device computes the very bits the host emulation computes.
 NUMERIC_FLAGS = ("-ffp-contract=off", "-fno-fast-math")
-# PlatformIO's package of the Arduino mbed core (platform.json of nordicnrf52, raspberrypi and
-# ststm32), where a board's link_libraries live.
-ARDUINO_MBED_PACKAGE = "framework-arduino-mbed"
 
 
 @dataclass(frozen=True)
@@ -159,17 +157,12 @@ def real_float_flags(board) -> tuple[str, ...]:
 
 
 def real_build_flags(board) -> tuple[str, ...]:
-    """platformio.ini build_flags of a real board: the float ABI that keeps our code on the FPU
-    (targets.arduino_mbed_float_flags) and the precompiled core libraries its board file names,
-    from PlatformIO's copy of the framework package."""
+    """platformio.ini build_flags of a real board: the precompiled core libraries its board
+    file names, as -l options (PlatformIO already puts a precompiled library's folder on the
+    library path, but names none of its archives to the linker)."""
     if board.is_emulated or board.platformio.framework != "arduino":
         return ()
-    flags = list(real_float_flags(board))
-    for path in board.platformio.link_libraries:
-        folder, name = path.rsplit("/", 1)
-        flags += [f"-L${{platformio.packages_dir}}/{ARDUINO_MBED_PACKAGE}/{folder}",
-                  f"-l{name[3:-2]}"]
-    return tuple(flags)
+    return tuple(f"-l{path.rsplit('/', 1)[1][3:-2]}" for path in board.platformio.link_libraries)
 
 
 def _ini_lines(board, backend: str) -> list[str]:
@@ -190,7 +183,11 @@ def _ini_lines(board, backend: str) -> list[str]:
     flags = real_build_flags(board)
     if flags:
         lines.append("build_flags = " + " ".join(flags))
-    lines.append("build_src_flags = " + " ".join(NUMERIC_FLAGS))
+    # build_src_flags come after the mbed builder's -mfloat-abi=soft (build_flags come before
+    # it: PlatformIO 6 adds them, then runs the framework script), so the float ABI goes here;
+    # it then covers our src/ only, and the core and libraries stay soft float, which links
+    # with softfp.
+    lines.append("build_src_flags = " + " ".join((*real_float_flags(board), *NUMERIC_FLAGS)))
     if backend == "tflm":
         lines.append(f"lib_deps = {TFLM_LIBRARY}")
     return lines
@@ -234,6 +231,30 @@ def check_compatible(bundle: Bundle, board, backend: str) -> None:
     if backend == "tflm" and board.is_emulated:
         raise KwsError(f"--backend tflm needs the TensorFlow Lite Micro library, which is built "
                        f"only for Arduino boards; {board.id} is emulated: use --backend native")
+    if backend == "tflm":
+        check_tflm_kernels(bundle)
+
+
+def per_channel_fully_connected(tflite: bytes) -> list[str]:
+    """Labels of the FULLY_CONNECTED ops whose weights carry one scale per output channel."""
+    from kws.native.graph import parse_model
+
+    graph = parse_model(tflite)
+    return [op.label() for op in graph.ops
+            if op.name == "FULLY_CONNECTED" and graph.tensor(op.inputs[1]).per_channel]
+
+
+def check_tflm_kernels(bundle: Bundle) -> None:
+    """Refuse what the pinned library computes wrong. Its FULLY_CONNECTED (the CMSIS-NN
+    wrapper, at f14e2f48 and still at its last commit) applies the first channel's output
+    multiplier to every channel, so per-channel weights give wrong logits on the board. The
+    pip tflite_micro behind `kws eval --backend tflm` gets them right, so no host evaluation
+    would show it; tests/codegen/test_tflm_arduino_host.py builds the library and measures it."""
+    if per_channel_fully_connected(bundle.tflite):
+        raise KwsError(f"{bundle.folder / 'model.tflite'}: FULLY_CONNECTED weights are quantized "
+                       f"per channel, which the Arduino TFLM library ({TFLM_LIBRARY_NAME}) "
+                       "computes with one multiplier (wrong logits on the board); use "
+                       "--backend native, or train with --set per_channel=false")
 
 
 def _budget(bundle: Bundle, board, backend: str, core: Mapping[str, str]) -> Budget:

@@ -18,6 +18,7 @@ def resolver_method(op: str) -> str:
 def context(bundle) -> dict:
     import numpy as np
 
+    from kws.codegen.project import TFLM_LIBRARY_NAME
     from kws.native.interpret import NativeReference
 
     m = bundle.manifest
@@ -35,6 +36,7 @@ def context(bundle) -> dict:
         "logits_scale": c_float(io["logits"].scale),
         "logits_zero_point": io["logits"].zero_point,
         "arena_bytes": (m.arena_bytes + 15) // 16 * 16,
+        "library": TFLM_LIBRARY_NAME,
         "op_count": len(m.ops),
         "resolver_calls": [resolver_method(op) for op in m.ops],
         "frame_input": inputs.index(io["frame"].tensor),
