@@ -89,8 +89,13 @@ INCLUDE_LINE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.MULTILINE)
 
 
 def vendor_candidate() -> Path:
-    """$KWS_SHARED_VENDOR, else <repo>/../shared/vendor."""
-    return Path(os.environ.get(VENDOR_ENV) or REPO.parent / "shared" / "vendor")
+    """$KWS_SHARED_VENDOR, else the first of <repo>/../shared/vendor and /work/shared/vendor
+    that exists (the workspace's, for clones made elsewhere such as CI's; the same lookup as
+    the shared data in kws.data.dataset)."""
+    if os.environ.get(VENDOR_ENV):
+        return Path(os.environ[VENDOR_ENV])
+    candidates = [REPO.parent / "shared" / "vendor", Path("/work/shared/vendor")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def vendor_dir() -> Path | None:

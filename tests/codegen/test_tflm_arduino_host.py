@@ -17,7 +17,6 @@ M4), and a small driver runs the generated model code over clips:
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tarfile
@@ -121,8 +120,9 @@ int main(int argc, char **argv)
 
 
 def vendor_dir() -> Path:
-    env = os.environ.get("KWS_SHARED_VENDOR")
-    return Path(env) if env else REPO.parent / "shared" / "vendor"
+    from tests.vendor_build import vendor_candidate
+
+    return vendor_candidate()
 
 
 def kernel_sources(src: Path, ops) -> list[str]:
