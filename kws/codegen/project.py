@@ -148,19 +148,22 @@ def _glue_sources(board, digest: str, sample_rate_hz: int) -> dict[str, str]:
     return files
 
 
+def _arduino_mbed(board) -> bool:
+    """Built by PlatformIO's Arduino mbed builder (every real board); emulated boards are built
+    by kws's own platform with -mfloat-abi=hard."""
+    return not board.is_emulated and board.platformio.framework == "arduino"
+
+
 def real_float_flags(board) -> tuple[str, ...]:
-    """The float flags an Arduino mbed build of the board ends with; () for emulated boards,
-    which kws builds itself with -mfloat-abi=hard."""
-    if board.is_emulated or board.platformio.framework != "arduino":
-        return ()
-    return arduino_mbed_float_flags(board.core)
+    """The float flags an Arduino mbed build of the board ends with; () for emulated boards."""
+    return arduino_mbed_float_flags(board.core) if _arduino_mbed(board) else ()
 
 
 def real_build_flags(board) -> tuple[str, ...]:
     """platformio.ini build_flags of a real board: the precompiled core libraries its board
     file names, as -l options (PlatformIO already puts a precompiled library's folder on the
     library path, but names none of its archives to the linker)."""
-    if board.is_emulated or board.platformio.framework != "arduino":
+    if not _arduino_mbed(board):
         return ()
     return tuple(f"-l{path.rsplit('/', 1)[1][3:-2]}" for path in board.platformio.link_libraries)
 
