@@ -82,6 +82,10 @@ class StreamMaker:
     def __init__(self, words: list[Word], noises: list[np.ndarray], config,
                  features: FeatureParams):
         self.keywords = [w for w in words if w.label > UNKNOWN]
+        # per keyword label, the indices of its words: balanced draws pick a label first
+        labels = sorted({w.label for w in self.keywords})
+        self.by_label = [[i for i, w in enumerate(self.keywords) if w.label == lab]
+                         for lab in labels]
         self.unknown = [w for w in words if w.label == UNKNOWN]
         self.noises = [np.asarray(n, np.float32) for n in noises if len(n) > SAMPLE_RATE_HZ]
         self.config = config
@@ -105,7 +109,7 @@ class StreamMaker:
             if not pool:
                 pos += int(rng.uniform(*cfg.pause_s) * sr)
                 continue
-            word = pool[int(rng.integers(len(pool)))]
+            word = self._draw(pool, rng)
             x, end = _played(word, float(rng.uniform(*cfg.speed_range)))
             rms = _active_rms(x)
             if rms <= 0:
@@ -120,6 +124,14 @@ class StreamMaker:
         audio = np.clip(speech + noise, -1.0, 1.0)
         feats = reference.log_mel(audio, self.features)
         return TrainStream(feats, frame_targets(events, len(feats), cfg, self.features), events)
+
+    def _draw(self, pool: list[Word], rng: np.random.Generator) -> Word:
+        """A word of the pool; keywords label-first when `keyword_balance` is on (why: on/off
+        have a sixth of the other keywords' clips, so uniform draws starve them)."""
+        if pool is self.keywords and self.config.keyword_balance:
+            group = self.by_label[int(rng.integers(len(self.by_label)))]
+            return pool[group[int(rng.integers(len(group)))]]
+        return pool[int(rng.integers(len(pool)))]
 
     def _noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Unit-RMS background: segments of recordings or colored noise, each +-3 dB."""

@@ -48,6 +48,9 @@ class StreamTrainConfig(Frozen):
     reset_prob: float = Field(0.03, ge=0, le=1, description="chance per chunk that a lane's "
                               "state starts again from zero (as after the device boots)")
     keyword_share: float = Field(0.5, ge=0, le=1, description="share of slots holding a keyword")
+    keyword_balance: bool = Field(False, description="draw a stream's keywords label first, "
+                                  "then a clip (every keyword equally often, however few clips "
+                                  "it has); false: every keyword clip equally often")
     unknown_share: float = Field(0.35, ge=0, le=1, description="share of slots holding a "
                                  "non-keyword word (_unknown_ clips); the rest stay pauses")
     gap_s: tuple[float, float] = Field((0.1, 1.2), description="pause after each word (uniform)")

@@ -208,7 +208,9 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
                              for row in fast.requant]})
                 steps.append({**common, "kind": "fc_fast_int8" if fast.full_range else "fc_fast",
                               "weights": w, "bias": b, "requant": q_name,
-                              "suffix": FC_FAST_VARIANTS[fast.shared]["suffix"]})
+                              "suffix": FC_FAST_VARIANTS[fast.shared]["suffix"],
+                              "function": fc_fast_function(fast.shared, fast.full_range,
+                                                           params.accum_depth)})
                 continue
             w = arrays.add_int8(f"kws_w_{n}", params.weights,
                                 f"{label}: weights [{params.output_depth}][{params.accum_depth}]")
@@ -264,8 +266,13 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         "int8_arrays": arrays.int8,
         "int32_arrays": arrays.int32,
         "requant_arrays": requant_arrays,
-        "fc_fast_variants": fc_fast_variants(
-            {s["suffix"] for s in steps if s.get("kind", "").startswith("fc_fast")}),
+        # the model calls only depth-specialized fast FULLY_CONNECTEDs; the generic ones
+        # (any depth, for kernel tests) are compiled only when a caller asks for them
+        "fc_fast_variants": [],
+        "fc_fast_functions": list({s["function"]["name"]: s["function"] for s in steps
+                                   if s.get("kind", "").startswith("fc_fast")}.values()),
+        "fc_wide_words": max([2 * (s["accum_depth"] // 4) for s in steps
+                              if s.get("kind", "").startswith("fc_fast")] + [1]),
         "structs": structs,
         "steps": steps,
         "new_state": pointer(new_state_t),
@@ -280,6 +287,18 @@ FC_FAST_VARIANTS = {
            "comment": "requant[0] for every output channel (per-tensor weights: 12 bytes of "
                       "flash per channel less)"},
 }
+
+
+def fc_fast_function(shared: bool, full_range: bool, depth: int) -> dict:
+    """A fast FULLY_CONNECTED compiled for one accumulation depth: with the depth a constant
+    the compiler drops the tail loops and the pair/odd-block tests the generic kernel makes per
+    group of 4 rows (~15% of a GRU step)."""
+    v = FC_FAST_VARIANTS[shared]
+    kind = "_int8" if full_range else ""
+    return {"name": f"kws_fc_fast{kind}{v['suffix']}_d{int(depth)}", "int8": full_range,
+            "stride": v["stride"], "depth": int(depth),
+            "comment": f"{v['comment']}; accumulation depth {int(depth)}"
+                       + ("; int8 output range" if full_range else "")}
 
 
 def fc_fast_variants(suffixes) -> list[dict]:

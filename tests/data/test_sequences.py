@@ -82,3 +82,16 @@ def test_word_bank_cuts_clips_to_their_speech():
     words = word_bank(audio, np.array([SILENCE, 3, UNKNOWN]))
     assert [w.label for w in words] == [3, UNKNOWN]  # the silence clip is no word
     assert len(words[0].audio) == pytest.approx(4000 + 1600, abs=400)
+
+
+def test_keyword_balance_draws_a_rare_keyword_as_often_as_a_common_one():
+    common = [Word(_burst(), label=2, end=6400) for _ in range(9)]
+    rare = [Word(_burst(0.4, 900.0), label=3, end=6400)]
+    cfg = StreamTrainConfig(keyword_share=1.0, unknown_share=0.0, keyword_balance=True)
+    maker = StreamMaker(common + rare, [], cfg, FEATURES)
+    rng = np.random.default_rng(0)
+    drawn = [maker._draw(maker.keywords, rng).label for _ in range(2000)]
+    assert abs(drawn.count(3) / len(drawn) - 0.5) < 0.05
+    plain = StreamMaker(common + rare, [], StreamTrainConfig(), FEATURES)
+    drawn = [plain._draw(plain.keywords, rng).label for _ in range(2000)]
+    assert abs(drawn.count(3) / len(drawn) - 0.1) < 0.03

@@ -191,26 +191,44 @@ def _fc_cases():
     per-tensor (one shared requantization) multipliers."""
     rng = np.random.default_rng(12)
     cases = []
-    for per_channel in (True, False):
-        for activation in ((-128, 127), (-100, 90)):
-            p = _fc_params(rng, 11, 43, activation=activation, batches=3,
-                           input_shapes=((3, 43),), output_shapes=((3, 11),))
-            if not per_channel:
-                p = dataclasses.replace(p, per_channel=False,
-                                        multiplier=np.full(11, p.multiplier[0], np.int32),
-                                        shift=np.full(11, p.shift[0], np.int32))
-            x = rng.integers(-128, 128, (3, 43)).astype(np.int8)
-            x[1] = -128
-            x[2] = 127
-            cases.append((p, x))
-    assert [special.fc_channels(p).shared for p, _ in cases] == [False, False, True, True]
+    for depth in FC_DEPTHS:
+        for per_channel in (True, False):
+            for activation in ((-128, 127), (-100, 90)):
+                p = _fc_params(rng, 11, depth, activation=activation, batches=3,
+                               input_shapes=((3, depth),), output_shapes=((3, 11),))
+                if not per_channel:
+                    p = dataclasses.replace(p, per_channel=False,
+                                            multiplier=np.full(11, p.multiplier[0], np.int32),
+                                            shift=np.full(11, p.shift[0], np.int32))
+                x = rng.integers(-128, 128, (3, depth)).astype(np.int8)
+                x[1] = -128
+                x[2] = 127
+                cases.append((p, x))
+    assert [special.fc_channels(p).shared for p, _ in cases] == [False, False, True, True] * 2
     return cases
+
+
+# 10 input words + 3 bytes (an even number of 4-input blocks: the paired blocks only) and 5
+# words + 1 byte (the odd block too), for the generic and the depth-specialized kernels
+FC_DEPTHS = (43, 21)
+
+
+def _fc_functions(p) -> list[tuple[str, bool]]:
+    """(C function, takes accum_depth) of both kernels that compute `p`."""
+    fast = special.fc_channels(p)
+    generic = ("kws_fc_fast_int8" if fast.full_range else "kws_fc_fast") + \
+        cgen.FC_FAST_VARIANTS[fast.shared]["suffix"]
+    special_fn = cgen.fc_fast_function(fast.shared, fast.full_range, p.accum_depth)["name"]
+    return [(generic, True), (special_fn, False)]
 
 
 def _kernel_sources():
     """The kernel files with every fast FULLY_CONNECTED variant (a model emits only those it
     calls)."""
-    ctx = {**cgen.context(_any_model()), "fc_fast_variants": list(cgen.FC_FAST_VARIANTS.values())}
+    functions = [cgen.fc_fast_function(shared, full, depth) for depth in FC_DEPTHS
+                 for shared in (False, True) for full in (False, True)]
+    ctx = {**cgen.context(_any_model()), "fc_fast_variants": list(cgen.FC_FAST_VARIANTS.values()),
+           "fc_fast_functions": functions, "fc_wide_words": 2 * (max(FC_DEPTHS) // 4)}
     return {name: cgen.render(tpl, ctx, "0" * 64) for name, tpl in cgen.TEMPLATES.items()
             if name.startswith("kws_kernels")}
 
@@ -231,21 +249,18 @@ def test_fc_fast_kernel_on_the_host():
         w = special.interleave_weights(p.weights)
         bias = np.ascontiguousarray(fast.bias, np.int32)
         requant = np.ascontiguousarray(fast.requant, np.int32)
-        suffix = cgen.FC_FAST_VARIANTS[fast.shared]["suffix"]
-        out = np.zeros(x.shape[0] * p.output_depth, np.int8)
-        if fast.full_range:
-            fn = getattr(lib, "kws_fc_fast_int8" + suffix)
-            fn.argtypes = [i8p, i8p, i32p, i32p, size, size, size, i8p]
-            fn(np.ascontiguousarray(x), w, bias, requant, x.shape[0], p.accum_depth,
-               p.output_depth, out)
-        else:
-            fn = getattr(lib, "kws_fc_fast" + suffix)
-            fn.argtypes = [i8p, i8p, i32p, i32p, i32p, size, size, size, i8p]
-            params = np.array([p.output_offset, p.activation_min, p.activation_max], np.int32)
-            fn(np.ascontiguousarray(x), w, bias, requant, params, x.shape[0],
-               p.accum_depth, p.output_depth, out)
         expected = ops.evaluate_fully_connected(p, [x])[0].reshape(-1)
-        assert np.array_equal(out, expected)
+        params = [np.array([p.output_offset, p.activation_min, p.activation_max], np.int32)] \
+            if not fast.full_range else []
+        for name, takes_depth in _fc_functions(p):
+            fn = getattr(lib, name)
+            depth = [p.accum_depth] if takes_depth else []
+            fn.argtypes = [i8p, i8p, i32p, i32p] + [i32p] * len(params) + \
+                [size] * (2 + len(depth)) + [i8p]
+            out = np.zeros(x.shape[0] * p.output_depth, np.int8)
+            fn(np.ascontiguousarray(x), w, bias, requant, *params, x.shape[0], *depth,
+               p.output_depth, out)
+            assert np.array_equal(out, expected), name
 
 
 def _c_array(ctype: str, name: str, values) -> str:
@@ -268,18 +283,18 @@ def test_fc_fast_kernel_in_qemu(core):
         body.append(_c_array("int32_t", f"b{n}", fast.bias))
         body.append(f"static const kws_fc_requant_t q{n}[] = {{{rows}}};\n")
         req = f"b{n}, q{n}"
-        suffix = cgen.FC_FAST_VARIANTS[fast.shared]["suffix"]
         body.append(f"static int8_t o{n}[{x.size // p.accum_depth * p.output_depth}];\n")
-        dims = f"{x.shape[0]}u, {p.accum_depth}u, {p.output_depth}u"
-        if fast.full_range:
-            calls.append(f"kws_fc_fast_int8{suffix}(x{n}, w{n}, {req}, {dims}, o{n});")
-        else:
+        if not fast.full_range:
             body.append(f"static const kws_fc_params_t p{n} = {{{p.output_offset}, "
                         f"{p.activation_min}, {p.activation_max}}};\n")
-            calls.append(f"kws_fc_fast{suffix}(x{n}, w{n}, {req}, &p{n}, {dims}, o{n});")
-        calls.append(f"for (i = 0; i < sizeof o{n}; ++i) {{ kws_print_i64(o{n}[i]); "
-                     "kws_print(\",\"); }")
-        expected.extend(ops.evaluate_fully_connected(p, [x])[0].reshape(-1).tolist())
+            req += f", &p{n}"
+        for name, takes_depth in _fc_functions(p):
+            dims = f"{x.shape[0]}u, " + (f"{p.accum_depth}u, " if takes_depth else "") + \
+                f"{p.output_depth}u"
+            calls.append(f"{name}(x{n}, w{n}, {req}, {dims}, o{n});")
+            calls.append(f"for (i = 0; i < sizeof o{n}; ++i) {{ kws_print_i64(o{n}[i]); "
+                         "kws_print(\",\"); }")
+            expected.extend(ops.evaluate_fully_connected(p, [x])[0].reshape(-1).tolist())
     main = ('#include <stddef.h>\n#include "kws_harness.h"\n#include "kws_kernels.h"\n' +
             "".join(body) + "int main(void)\n{\n    size_t i;\n    " + "\n    ".join(calls) +
             '\n    kws_print("\\n");\n    return 0;\n}\n')
@@ -313,7 +328,7 @@ def test_forms_that_cannot_be_proven_fall_back(build_model, monkeypatch):
     tflite = build_model(*BUILT["H16-C10"])
     text = cgen.sources(tflite)["kws_model.c"]
     assert "kws_add_sub_element(" in text and "kws_mul_element(" in text
-    assert "kws_fc_fast_int8(" in text and "ELEMENTWISE LOOP" in text
+    assert "kws_fc_fast_int8_d" in text and "ELEMENTWISE LOOP" in text
     native, tflm = NativeModel(tflite), TflmStepModel(tflite)
     frames = clip_frames(tflm.io, 8, 22)
     assert np.array_equal(native.run_clips(frames), tflm.run_clips(frames))
