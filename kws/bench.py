@@ -50,19 +50,21 @@ def native_host(tflite: bytes, clips: int = 100) -> dict:
     return {"steps": clips * 49, "host_us_per_step": round(seconds / (clips * 49) * 1e6, 2)}
 
 
-def device_costs(tflite: bytes | None, progress: Callable[[str], None]) -> dict:
-    """Guest instructions in QEMU (-icount, deterministic) per core: the feature front end per
-    frame, and the native model per step with the DSP kernels and the portable ones."""
-    from kws.emulate.bench import features_cost, model_cost
+def device_costs(model_dir, progress: Callable[[str], None]) -> dict:
+    """Guest instructions in QEMU (-icount, deterministic) per emulated core: the front end per
+    frame, the model per step and per MAC, the firmware per second of audio, and the reference
+    GRU-64 step against TFLM + CMSIS-NN (kws.emulate.cost.core_report)."""
+    from kws.emulate.cost import core_report
+    from kws.emulate.qemu import MACHINES
+    from kws.emulate.reference_model import gru_step_tflite
+    from kws.evaluate import load_bundle
 
+    bundle = load_bundle(model_dir) if model_dir is not None else None
+    reference = gru_step_tflite(64, 12)
     out: dict = {}
-    for core in ("cortex-m4f", "cortex-m7", "cortex-m55"):
+    for core in MACHINES:
         progress(f"bench: {core} in QEMU")
-        entry = {"features": features_cost(core)}
-        if tflite is not None:
-            entry["model_dsp"] = model_cost(tflite, core)
-            entry["model_portable"] = model_cost(tflite, core, portable=True)
-        out[core] = entry
+        out[core] = core_report(core, bundle, reference)
     return out
 
 
@@ -170,7 +172,7 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
             result["accuracy"] = accuracy(Path(model), roots, progress)
             result["streaming"] = streaming(Path(model), roots, progress)
         result["chip"] = chip(model, progress)
-    result["device"] = device_costs(tflite, progress)
+    result["device"] = device_costs(Path(model) if tflite else None, progress)
     result["device"]["model"] = str(tflite_path) if tflite else None
     if cv:
         from kws.crossval import cross_validate

@@ -14,6 +14,14 @@ CORE_FLAGS: dict[str, tuple[str, ...]] = {
 }
 CROSS_CC = "arm-none-eabi-gcc"
 
+# Cores with the DSP extension (SMLAD, SXTB16, SSAT: __ARM_FEATURE_SIMD32); the kernels take
+# their portable C paths on the others.
+DSP_CORES = frozenset({"cortex-m4f", "cortex-m7", "cortex-m33", "cortex-m55"})
+
+
+def has_dsp(core: str) -> bool:
+    return core in DSP_CORES
+
 # The FPU of each core as the Arduino mbed variants name it. Their libmbed.a is built softfp
 # (floats passed in integer registers, FPU instructions inside), and PlatformIO's mbed builder
 # appends `-mfloat-abi=soft` after the variant's flags, which would turn every float operation

@@ -118,3 +118,42 @@ def board_cost(model_dir: Path, board_id: str, wav: Path | None) -> dict:
     if board.is_emulated and wav is not None:
         out["firmware"] = firmware_run(Path(model_dir), board.id, wav)
     return out
+
+
+def core_report(core: str, bundle=None, reference_tflite: bytes | None = None) -> dict:
+    """One core's costs, all guest instructions: the front end per frame; the bundle's model per
+    step and per MAC (DSP kernels and, on DSP cores, the portable ones for comparison) and its
+    whole firmware per second of audio by part; the reference GRU-64 step
+    (kws.emulate.reference_model) per step and per MAC, against TFLM + CMSIS-NN's step on the
+    M4, and the per-second total a GRU-64 / 20 ms firmware would cost with this front end."""
+    from kws.codegen.targets import has_dsp
+    from kws.emulate.bench import features_cost, model_cost, recognizer_cost
+    from kws.emulate.reference_model import TFLM_CMSIS_NN_GRU64_STEP
+    from kws.features.params import FeatureParams
+
+    params = bundle.manifest.features if bundle is not None else FeatureParams()
+    out: dict = {"core": core, "dsp": has_dsp(core),
+                 "features": features_cost(core, params)}
+    if bundle is not None:
+        parts = part_costs(bundle, core)
+        out["model"] = model_cost(bundle.tflite, core)
+        if has_dsp(core):
+            out["model_portable"] = model_cost(bundle.tflite, core, portable=True)
+        out["firmware_per_second"] = parts["per_second"]
+        out["firmware_per_second_total"] = parts["per_second_total"]
+    if reference_tflite is not None:
+        ref = model_cost(reference_tflite, core)
+        recog = (recognizer_cost(bundle.manifest, core)["instructions_per_decision"]
+                 if bundle is not None else 0.0)
+        # one step and one decision per 20 ms frame (a continuous model deciding every frame)
+        per_s = 1000.0 / 20.0 * (out["features"]["instructions_per_frame"]
+                        + ref["instructions_per_step"] + recog)
+        out["reference_gru64"] = {
+            "instructions_per_step": ref["instructions_per_step"],
+            "instructions_per_mac": ref["instructions_per_mac"],
+            "macs_per_step": ref["macs_per_step"],
+            "firmware_per_second_20ms": round(per_s),
+            "tflm_cmsis_nn_m4_step": TFLM_CMSIS_NN_GRU64_STEP,
+            "tflm_over_native": round(TFLM_CMSIS_NN_GRU64_STEP / ref["instructions_per_step"],
+                                      2)}
+    return out

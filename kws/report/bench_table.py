@@ -78,8 +78,37 @@ def markdown(bench: dict) -> str:
         lines += ["", "Instructions are QEMU guest instructions (-icount, deterministic); energy "
                   "assumes 1 cycle per instruction and the board file's active µA/MHz and "
                   "supply voltage; real boards use the QEMU machine of their core."]
+    lines += _core_lines(bench.get("device") or {})
     tr = bench.get("training")
     if tr:
         lines += ["", f"Training: {tr['seconds']:.0f} s; model.tflite {tr['tflite_bytes']:,} B; "
                   f"test float {_pct(tr['test_float'])}, int8 {_pct(tr['test_int8_tflm'])}."]
     return "\n".join(lines) + "\n"
+
+
+def _k(x) -> str:
+    return "–" if x is None else f"{x / 1e3:.1f} k"
+
+
+def _core_lines(device: dict) -> list[str]:
+    """Per emulated core: front end, model (default bundle and the reference GRU-64), firmware
+    per second of audio, and TFLM + CMSIS-NN's GRU-64 step over ours."""
+    cores = {k: v for k, v in device.items() if isinstance(v, dict) and "features" in v}
+    if not cores:
+        return []
+    lines = ["", "| core | features / frame | model / step (per MAC) | firmware / s of audio "
+             "| GRU-64 step (per MAC) | GRU-64 / 20 ms firmware / s | TFLM+CMSIS-NN GRU-64 step "
+             "/ ours |", "|---|---|---|---|---|---|---|"]
+    for core, c in cores.items():
+        m, ref = c.get("model"), c.get("reference_gru64")
+        model = f"{_k(m['instructions_per_step'])} ({m['instructions_per_mac']:.2f})" if m else "–"
+        gru64 = (f"{_k(ref['instructions_per_step'])} ({ref['instructions_per_mac']:.2f})"
+                 if ref else "–")
+        ratio = f"{ref['tflm_over_native']:.1f}x" if ref and core == "cortex-m4f" else "–"
+        lines.append(f"| {core}{'' if c.get('dsp', True) else ' (no DSP)'} | "
+                     f"{_k(c['features']['instructions_per_frame'])} | {model} | "
+                     f"{_m(c.get('firmware_per_second_total'))} | {gru64} | "
+                     f"{_m(ref['firmware_per_second_20ms']) if ref else '–'} | {ratio} |")
+    lines += ["", "TFLM + CMSIS-NN: 177k instructions per GRU-64 step, measured once on the "
+              "emulated M4 (DESIGN.md); the ratio is given for that core only."]
+    return lines

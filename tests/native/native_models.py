@@ -24,27 +24,9 @@ FRAMES, BANDS = 49, 40
 @functools.cache
 def build_step_model(units: int, labels: int, layers: int = 1, per_channel: bool = True,
                      seed: int = 0) -> bytes:
-    from kws.export import convert
-    from kws.model import gru  # sets the TF environment before keras loads
-    from kws.model.config import ModelConfig
+    from kws.emulate.reference_model import gru_step_tflite
 
-    gru.keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed + 1000 * units + labels)
-    mean = rng.uniform(-9.0, -3.0, BANDS).astype(np.float32)  # raw log-mel statistics
-    std = rng.uniform(2.0, 4.0, BANDS).astype(np.float32)
-    gm = gru.build(ModelConfig(units=units, layers=layers), FRAMES, BANDS, labels, mean, std)
-    for cell in gm.cells:
-        kernel, recurrent, bias = cell.get_weights()
-        cell.set_weights([kernel, recurrent, rng.normal(0.0, 0.5, bias.shape).astype(np.float32)])
-    weights, bias = gm.dense.get_weights()
-    gm.dense.set_weights([weights, rng.normal(0.0, 0.3, bias.shape).astype(np.float32)])
-    step = gru.step_model(gm)
-    state_size = units * layers
-    frames = (mean + std * rng.standard_normal((256, BANDS))).astype(np.float32)
-    states = rng.uniform(-1.0, 1.0, (256, state_size)).astype(np.float32)
-    raw = convert.to_int8_tflite(step, frames, states, per_channel=per_channel)
-    fixed, _ = convert.share_state(raw)
-    return fixed
+    return gru_step_tflite(units, labels, layers, per_channel, seed, BANDS)
 
 
 def clip_frames(model_io, n: int, seed: int) -> np.ndarray:

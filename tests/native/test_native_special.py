@@ -194,12 +194,14 @@ def _fc_cases():
     for depth in FC_DEPTHS:
         for per_channel in (True, False):
             for activation in ((-128, 127), (-100, 90)):
-                p = _fc_params(rng, 11, depth, activation=activation, batches=3,
-                               input_shapes=((3, depth),), output_shapes=((3, 11),))
+                p = _fc_params(rng, FC_OUT_DEPTH, depth, activation=activation, batches=3,
+                               input_shapes=((3, depth),),
+                               output_shapes=((3, FC_OUT_DEPTH),))
                 if not per_channel:
-                    p = dataclasses.replace(p, per_channel=False,
-                                            multiplier=np.full(11, p.multiplier[0], np.int32),
-                                            shift=np.full(11, p.shift[0], np.int32))
+                    p = dataclasses.replace(
+                        p, per_channel=False,
+                        multiplier=np.full(FC_OUT_DEPTH, p.multiplier[0], np.int32),
+                        shift=np.full(FC_OUT_DEPTH, p.shift[0], np.int32))
                 x = rng.integers(-128, 128, (3, depth)).astype(np.int8)
                 x[1] = -128
                 x[2] = 127
@@ -211,21 +213,23 @@ def _fc_cases():
 # 10 input words + 3 bytes (an even number of 4-input blocks: the paired blocks only) and 5
 # words + 1 byte (the odd block too), for the generic and the depth-specialized kernels
 FC_DEPTHS = (43, 21)
+FC_OUT_DEPTH = 11  # 2 groups of 4 rows + 3 rows
 
 
 def _fc_functions(p) -> list[tuple[str, bool]]:
-    """(C function, takes accum_depth) of both kernels that compute `p`."""
+    """(C function, is the any-shape one) of both kernels that compute `p`."""
     fast = special.fc_channels(p)
     generic = ("kws_fc_fast_int8" if fast.full_range else "kws_fc_fast") + \
         cgen.FC_FAST_VARIANTS[fast.shared]["suffix"]
-    special_fn = cgen.fc_fast_function(fast.shared, fast.full_range, p.accum_depth)["name"]
+    special_fn = cgen.fc_fast_function(fast.shared, fast.full_range, p.accum_depth,
+                                       p.output_depth)["name"]
     return [(generic, True), (special_fn, False)]
 
 
 def _kernel_sources():
     """The kernel files with every fast FULLY_CONNECTED variant (a model emits only those it
     calls)."""
-    functions = [cgen.fc_fast_function(shared, full, depth) for depth in FC_DEPTHS
+    functions = [cgen.fc_fast_function(shared, full, depth, FC_OUT_DEPTH) for depth in FC_DEPTHS
                  for shared in (False, True) for full in (False, True)]
     ctx = {**cgen.context(_any_model()), "fc_fast_variants": list(cgen.FC_FAST_VARIANTS.values()),
            "fc_fast_functions": functions, "fc_wide_words": 2 * (max(FC_DEPTHS) // 4)}
@@ -252,14 +256,13 @@ def test_fc_fast_kernel_on_the_host():
         expected = ops.evaluate_fully_connected(p, [x])[0].reshape(-1)
         params = [np.array([p.output_offset, p.activation_min, p.activation_max], np.int32)] \
             if not fast.full_range else []
-        for name, takes_depth in _fc_functions(p):
+        for name, generic in _fc_functions(p):
             fn = getattr(lib, name)
-            depth = [p.accum_depth] if takes_depth else []
+            dims = [x.shape[0], p.accum_depth, p.output_depth] if generic else [x.shape[0]]
             fn.argtypes = [i8p, i8p, i32p, i32p] + [i32p] * len(params) + \
-                [size] * (2 + len(depth)) + [i8p]
+                [size] * len(dims) + [i8p]
             out = np.zeros(x.shape[0] * p.output_depth, np.int8)
-            fn(np.ascontiguousarray(x), w, bias, requant, *params, x.shape[0], *depth,
-               p.output_depth, out)
+            fn(np.ascontiguousarray(x), w, bias, requant, *params, *dims, out)
             assert np.array_equal(out, expected), name
 
 
@@ -288,9 +291,9 @@ def test_fc_fast_kernel_in_qemu(core):
             body.append(f"static const kws_fc_params_t p{n} = {{{p.output_offset}, "
                         f"{p.activation_min}, {p.activation_max}}};\n")
             req += f", &p{n}"
-        for name, takes_depth in _fc_functions(p):
-            dims = f"{x.shape[0]}u, " + (f"{p.accum_depth}u, " if takes_depth else "") + \
-                f"{p.output_depth}u"
+        for name, generic in _fc_functions(p):
+            dims = (f"{x.shape[0]}u, {p.accum_depth}u, {p.output_depth}u" if generic
+                    else f"{x.shape[0]}u")
             calls.append(f"{name}(x{n}, w{n}, {req}, {dims}, o{n});")
             calls.append(f"for (i = 0; i < sizeof o{n}; ++i) {{ kws_print_i64(o{n}[i]); "
                          "kws_print(\",\"); }")
@@ -328,7 +331,7 @@ def test_forms_that_cannot_be_proven_fall_back(build_model, monkeypatch):
     tflite = build_model(*BUILT["H16-C10"])
     text = cgen.sources(tflite)["kws_model.c"]
     assert "kws_add_sub_element(" in text and "kws_mul_element(" in text
-    assert "kws_fc_fast_int8_d" in text and "ELEMENTWISE LOOP" in text
+    assert "kws_fc_fast_int8_" in text and "ELEMENTWISE LOOP" in text
     native, tflm = NativeModel(tflite), TflmStepModel(tflite)
     frames = clip_frames(tflm.io, 8, 22)
     assert np.array_equal(native.run_clips(frames), tflm.run_clips(frames))

@@ -42,3 +42,17 @@ def test_cross_validation_with_two_seeds_lists_folds_per_seed():
           "seeds": [0, 1], "mean_int8_tflm_accuracy": 0.7775, "mean_float_accuracy": 0.78,
           "mean_drop_points": 0.2}
     assert "(folds seed 0: 77.0, 79.0; seed 1: 75.0, 80.0)" in markdown({"cross_validation": cv})
+
+
+def test_per_core_table_names_the_tflm_ratio_on_the_m4_only():
+    ref = {"instructions_per_step": 30000.0, "instructions_per_mac": 1.45, "macs_per_step": 20736,
+           "firmware_per_second_20ms": 2_100_000, "tflm_cmsis_nn_m4_step": 177000,
+           "tflm_over_native": 5.9}
+    core = {"dsp": True, "features": {"instructions_per_frame": 11000.0},
+            "model": {"instructions_per_step": 62700.0, "instructions_per_mac": 1.555},
+            "firmware_per_second_total": 3_700_000, "reference_gru64": ref}
+    m0 = {**core, "dsp": False}
+    text = markdown({"device": {"cortex-m4f": core, "cortex-m0plus": m0, "model": "x.tflite"}})
+    assert ("| cortex-m4f | 11.0 k | 62.7 k (1.55) | 3.70 M | 30.0 k (1.45) | 2.10 M | 5.9x |"
+            in text)
+    assert "| cortex-m0plus (no DSP) | 11.0 k |" in text and text.count("5.9x") == 1
