@@ -68,6 +68,8 @@ def device_costs(model_dir, progress: Callable[[str], None]) -> dict:
     return out
 
 
+# What `kws bench --parts` can choose (all by default; cross-validation is --cv).
+PARTS = ("host", "accuracy", "streaming", "chip", "device")
 BOARDS = ("qemu_m4", "qemu_m7", "qemu_m55", "nano33", "portenta_h7")
 INT8_BACKENDS = ("tflm", "native", "qemu")
 
@@ -147,33 +149,41 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
             train_only: list | None = None,
             progress: Callable[[str], None] = lambda _msg: None,
             cv_config=None, cv_jobs: int = 1, cv_folds: list[int] | None = None,
-            cv_seeds: list[int] | None = None) -> dict:
+            cv_seeds: list[int] | None = None, parts: set[str] | None = None) -> dict:
+    """Every part of the benchmark, or only those in `parts` (of PARTS)."""
     import json
     from pathlib import Path
 
     from kws.data.dataset import default_data_roots
 
-    progress("bench: features on the host")
-    result = {"features": features_host()}
+    want = set(PARTS) if parts is None else set(parts)
+    result: dict = {}
+    if "host" in want:
+        progress("bench: features on the host")
+        result["features"] = features_host()
     tflite_path = Path(model) / "model.tflite" if model else None
     tflite = tflite_path.read_bytes() if tflite_path and tflite_path.is_file() else None
     if tflite is None:
         progress(f"bench: no {tflite_path}; model costs skipped (run `make train` first)")
     roots, _ = default_data_roots(data or [])
     if tflite is not None:
-        progress("bench: native model C on the host")
-        result["native_host"] = native_host(tflite)
+        if "host" in want:
+            progress("bench: native model C on the host")
+            result["native_host"] = native_host(tflite)
         report = json.loads((Path(model) / "report.json").read_text())
         result["training"] = {"seconds": report.get("training_seconds"),
                               "tflite_bytes": len(tflite),
                               "test_float": report["float"]["accuracy"],
                               "test_int8_tflm": report["int8"]["accuracy"]}
-        if roots:
+        if roots and "accuracy" in want:
             result["accuracy"] = accuracy(Path(model), roots, progress)
+        if roots and "streaming" in want:
             result["streaming"] = streaming(Path(model), roots, progress)
-        result["chip"] = chip(model, progress)
-    result["device"] = device_costs(Path(model) if tflite else None, progress)
-    result["device"]["model"] = str(tflite_path) if tflite else None
+        if "chip" in want:
+            result["chip"] = chip(model, progress)
+    if "device" in want:
+        result["device"] = device_costs(Path(model) if tflite else None, progress)
+        result["device"]["model"] = str(tflite_path) if tflite else None
     if cv:
         from kws.crossval import cross_validate
         from kws.errors import KwsError

@@ -234,6 +234,7 @@ def bench(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Train every fold once per seed, e.g. 0,1 (default: the config's seed).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Training config (YAML/TOML) for cross-validation.")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a cross-validation training setting: key=value (dotted), repeatable.")] = None,
+    parts: Annotated[Optional[str], typer.Option("--parts", help="Only these parts, comma-separated: host, accuracy, streaming, chip, device (default: all).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Benchmarks as one JSON: accuracy per backend, streaming FRR/FA-h, per-board cost on the
@@ -248,15 +249,22 @@ def bench(
             raise KwsError(f"{table}: not a readable `kws bench --json` file ({exc})") from None
         sys.stdout.write(markdown(saved))
         return
-    from kws.bench import run_all
+    from kws.bench import PARTS, run_all
     from kws.model.config import load_train_config, parse_set
+
+    chosen = None
+    if parts:
+        chosen = {p.strip() for p in parts.split(",") if p.strip()}
+        unknown = sorted(chosen - set(PARTS))
+        if unknown:
+            raise KwsError(f"--parts: unknown part(s) {', '.join(unknown)} (known: {', '.join(PARTS)})")
 
     cv_config = load_train_config(str(config) if config else None, parse_set(overrides or []))
     cv_folds = _int_list(folds, "--folds") if folds else None
     cv_seeds = _int_list(seeds, "--seeds") if seeds else None
     result = run_all(cv=cv, data=data_dirs or [], model=str(model), train_only=train_only or [],
                      progress=lambda msg: err.print(msg), cv_config=cv_config, cv_jobs=jobs,
-                     cv_folds=cv_folds, cv_seeds=cv_seeds)
+                     cv_folds=cv_folds, cv_seeds=cv_seeds, parts=chosen)
     if json_out:
         _emit_json(result)
     else:

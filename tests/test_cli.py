@@ -72,3 +72,10 @@ def test_features_compare_json(tmp_path):
     assert {"clips", "frames", "max_abs_log_diff", "int8_exact_fraction", "int8_max_diff"} <= set(result)
     assert result["clips"] == 5 and result["frames"] == 5 * 49
     assert result["max_abs_log_diff"] <= 1e-3
+
+
+def test_bench_unknown_part_is_one_line_exit_2():
+    proc = kws("bench", "--parts", "device,speed")
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--parts: unknown part(s) speed" in lines[0]
