@@ -26,6 +26,12 @@ STEPS = 100
 HOPS = 50
 MODEL_OBJECTS = ("kws_model.o", "kws_kernels.o")
 FEATURE_OBJECTS = ("kws_features.o",)
+# Machines with at most this much RAM (microbit: 16 KB) cannot hold the bench's audio (50 hops
+# of int16 are 32 KB): the program then draws each hop inside the timed loops (same instructions
+# in the empty and the measured loop) and reports its stack high-water mark, which run_bench
+# checks against the machine's stack. Other machines keep their program as it was.
+SMALL_RAM_BYTES = 64 << 10
+SMALL_RAM_FLAGS = ("-DKWS_BENCH_AUDIO_PER_HOP", "-DKWS_BENCH_STACK_USED")
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,10 @@ def run_bench(core: str, model: bytes | None = None, features: FeatureParams | N
     digest = hashlib.sha256(bytes(model or b"") + repr(features).encode()
                             + repr(manifest).encode()).hexdigest()
     sources = {"kws_bench_main.c": qemu.program_source("kws_bench_main.c.j2", digest)}
+    machine = qemu.machine(core)
     flags = list(extra_flags)
+    if machine.ram_bytes <= SMALL_RAM_BYTES:
+        flags += SMALL_RAM_FLAGS
     if model is not None:
         sources.update(cgen.sources(model))
         flags += ["-DKWS_BENCH_MODEL", f"-DKWS_BENCH_STEPS={int(steps)}"]
@@ -130,11 +139,15 @@ def run_bench(core: str, model: bytes | None = None, features: FeatureParams | N
         report = json.loads(line)
     except json.JSONDecodeError:
         raise KwsError(f"bench program on {core} printed no JSON line: {line[:200]!r}") from None
-    ipt = qemu.machine(core).instructions_per_tick
+    ipt = machine.instructions_per_tick
     measured = report["instructions_per_tick_q10"] / 1024
     if abs(measured - ipt) > 0.001 * ipt:
         raise KwsError(f"{core}: SysTick runs at {measured:.3f} instructions per tick, expected "
                        f"{ipt:g} (is -icount shift=0 in effect?)")
+    # the paint starts at the stack's limit: a high-water mark there means it overflowed
+    if report.get("stack_used", 0) >= machine.stack_bytes:
+        raise KwsError(f"bench program on {core} used all {machine.stack_bytes} stack bytes of "
+                       f"{machine.name} (data and bss may be corrupt)")
     return BenchRun(report, ipt, str(elf))
 
 
