@@ -90,23 +90,29 @@ def _k(x) -> str:
     return "–" if x is None else f"{x / 1e3:.1f} k"
 
 
+def _per_mac(m: dict | None) -> str:
+    return f"{_k(m['instructions_per_step'])} ({m['instructions_per_mac']:.2f})" if m else "–"
+
+
 def _core_lines(device: dict) -> list[str]:
     """Per emulated core: front end, model (default bundle and the reference GRU-64), firmware
     per second of audio, and TFLM + CMSIS-NN's GRU-64 step over ours."""
     cores = {k: v for k, v in device.items() if isinstance(v, dict) and "features" in v}
     if not cores:
         return []
-    lines = ["", "| core | features / frame | model / step (per MAC) | firmware / s of audio "
-             "| GRU-64 step (per MAC) | GRU-64 / 20 ms firmware / s | TFLM+CMSIS-NN GRU-64 step "
-             "/ ours |", "|---|---|---|---|---|---|---|"]
+    lines = ["", "| core | features / frame | model / step (per MAC) | portable C model / step "
+             "(per MAC) | model text / bss | firmware / s of audio | GRU-64 step (per MAC) "
+             "| GRU-64 / 20 ms firmware / s | TFLM+CMSIS-NN GRU-64 step / ours |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for core, c in cores.items():
-        m, ref = c.get("model"), c.get("reference_gru64")
-        model = f"{_k(m['instructions_per_step'])} ({m['instructions_per_mac']:.2f})" if m else "–"
+        m, port, ref = c.get("model"), c.get("model_portable"), c.get("reference_gru64")
         gru64 = (f"{_k(ref['instructions_per_step'])} ({ref['instructions_per_mac']:.2f})"
                  if ref else "–")
         ratio = f"{ref['tflm_over_native']:.1f}x" if ref and core == "cortex-m4f" else "–"
+        sizes = f"{m['text']:,} / {m['bss']:,} B" if m and "text" in m else "–"
         lines.append(f"| {core}{'' if c.get('dsp', True) else ' (no DSP)'} | "
-                     f"{_k(c['features']['instructions_per_frame'])} | {model} | "
+                     f"{_k(c['features']['instructions_per_frame'])} | {_per_mac(m)} | "
+                     f"{_per_mac(port) if port else 'same'} | {sizes} | "
                      f"{_m(c.get('firmware_per_second_total'))} | {gru64} | "
                      f"{_m(ref['firmware_per_second_20ms']) if ref else '–'} | {ratio} |")
     lines += ["", "TFLM + CMSIS-NN: 177k instructions per GRU-64 step, measured once on the "
