@@ -70,7 +70,7 @@ def device_costs(model_dir, progress: Callable[[str], None]) -> dict:
 
 # What `kws bench --parts` can choose (all by default; cross-validation is --cv).
 PARTS = ("host", "accuracy", "streaming", "chip", "device")
-BOARDS = ("qemu_m4", "qemu_m7", "qemu_m55", "nano33", "portenta_h7")
+BOARDS = ("qemu_m4", "qemu_m7", "qemu_m55", "nano33", "portenta_h7", "nano_rp2040")
 INT8_BACKENDS = ("tflm", "native", "qemu")
 
 
