@@ -22,11 +22,21 @@ from kws.errors import KwsError
 CYCLES_PER_INSTRUCTION = 1.0
 
 
-def part_costs(bundle, core: str, float_flags: tuple[str, ...] = ()) -> dict:
-    """Guest instructions per second of audio for features, model and recognizer on `core`,
-    compiled with `float_flags` after the core's (a real board's float ABI)."""
+def measure_parts(bundle, core: str, float_flags: tuple[str, ...] = ()) -> tuple[dict, dict, dict]:
+    """(features_cost, model_cost, recognizer_cost) of the bundle on `core`, compiled with
+    `float_flags` after the core's (a real board's float ABI)."""
     from kws.emulate.bench import features_cost, model_cost, recognizer_cost
 
+    m = bundle.manifest
+    return (features_cost(core, m.features, float_flags=float_flags),
+            model_cost(bundle.tflite, core, float_flags=float_flags),
+            recognizer_cost(m, core, float_flags=float_flags))
+
+
+def part_costs(bundle, core: str, float_flags: tuple[str, ...] = (),
+               measured: tuple[dict, dict, dict] | None = None) -> dict:
+    """Guest instructions per second of audio for features, model and recognizer on `core`
+    (from `measured`, the output of measure_parts, when the caller already has it)."""
     from kws.recognize.stream import Schedule
 
     m = bundle.manifest
@@ -34,9 +44,7 @@ def part_costs(bundle, core: str, float_flags: tuple[str, ...] = ()) -> dict:
     sched = Schedule.from_manifest(m)
     k = sched.states  # model steps per frame: K staggered states, or the one continuous state
     decisions_per_s = 1000.0 / sched.decision_period_ms
-    feat = features_cost(core, m.features, float_flags=float_flags)
-    model = model_cost(bundle.tflite, core, float_flags=float_flags)
-    recog = recognizer_cost(m, core, float_flags=float_flags)
+    feat, model, recog = measured or measure_parts(bundle, core, float_flags)
     parts = {
         "features": feat["instructions_per_frame"] * frames_per_s,
         "model": model["instructions_per_step"] * k * frames_per_s,
@@ -120,34 +128,39 @@ def board_cost(model_dir: Path, board_id: str, wav: Path | None) -> dict:
     return out
 
 
+# The reference configuration's hop: one GRU-64 step and one decision per 20 ms frame.
+REFERENCE_HOP_MS = 20.0
+
+
 def core_report(core: str, bundle=None, reference_tflite: bytes | None = None) -> dict:
-    """One core's costs, all guest instructions: the front end per frame; the bundle's model per
-    step and per MAC (DSP kernels and, on DSP cores, the portable ones for comparison) and its
-    whole firmware per second of audio by part; the reference GRU-64 step
-    (kws.emulate.reference_model) per step and per MAC, against TFLM + CMSIS-NN's step on the
-    M4, and the per-second total a GRU-64 / 20 ms firmware would cost with this front end."""
+    """One core's costs, all guest instructions, each part measured once: the front end per
+    frame; the bundle's model per step and per MAC (DSP kernels and, on DSP cores, the portable
+    ones for comparison) and its whole firmware per second of audio by part; the reference
+    GRU-64 step (kws.emulate.reference_model) per step and per MAC, against TFLM + CMSIS-NN's
+    step on the M4, and what a GRU-64 / 20 ms firmware would cost per second with this front end
+    and recognizer."""
     from kws.codegen.targets import has_dsp
-    from kws.emulate.bench import features_cost, model_cost, recognizer_cost
+    from kws.emulate.bench import features_cost, model_cost
     from kws.emulate.reference_model import TFLM_CMSIS_NN_GRU64_STEP
     from kws.features.params import FeatureParams
 
-    params = bundle.manifest.features if bundle is not None else FeatureParams()
-    out: dict = {"core": core, "dsp": has_dsp(core),
-                 "features": features_cost(core, params)}
+    out: dict = {"core": core, "dsp": has_dsp(core)}
+    recog_per_decision = 0.0
     if bundle is not None:
-        parts = part_costs(bundle, core)
-        out["model"] = model_cost(bundle.tflite, core)
+        measured = measure_parts(bundle, core)
+        parts = part_costs(bundle, core, measured=measured)
+        out["features"], out["model"], recog = measured
+        recog_per_decision = recog["instructions_per_decision"]
         if has_dsp(core):
             out["model_portable"] = model_cost(bundle.tflite, core, portable=True)
         out["firmware_per_second"] = parts["per_second"]
         out["firmware_per_second_total"] = parts["per_second_total"]
+    else:
+        out["features"] = features_cost(core, FeatureParams())
     if reference_tflite is not None:
         ref = model_cost(reference_tflite, core)
-        recog = (recognizer_cost(bundle.manifest, core)["instructions_per_decision"]
-                 if bundle is not None else 0.0)
-        # one step and one decision per 20 ms frame (a continuous model deciding every frame)
-        per_s = 1000.0 / 20.0 * (out["features"]["instructions_per_frame"]
-                        + ref["instructions_per_step"] + recog)
+        per_s = 1000.0 / REFERENCE_HOP_MS * (out["features"]["instructions_per_frame"]
+                                              + ref["instructions_per_step"] + recog_per_decision)
         out["reference_gru64"] = {
             "instructions_per_step": ref["instructions_per_step"],
             "instructions_per_mac": ref["instructions_per_mac"],

@@ -251,6 +251,7 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
     flush()
 
     logits_t, new_state_t = io["logits"].tensor, io["new_state"].tensor
+    fast_steps = [s for s in steps if s.get("kind", "").startswith("fc_fast")]
     return {
         "frame_size": ref.frame_size,
         "state_size": ref.state_size,
@@ -270,10 +271,9 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         # the model calls only depth-specialized fast FULLY_CONNECTEDs; the generic ones
         # (any depth, for kernel tests) are compiled only when a caller asks for them
         "fc_fast_variants": [],
-        "fc_fast_functions": list({s["function"]["name"]: s["function"] for s in steps
-                                   if s.get("kind", "").startswith("fc_fast")}.values()),
-        "fc_wide_words": max([2 * (s["accum_depth"] // 4) for s in steps
-                              if s.get("kind", "").startswith("fc_fast")] + [1]),
+        "fc_fast_functions": list({s["function"]["name"]: s["function"]
+                                   for s in fast_steps}.values()),
+        "fc_wide_words": max([2 * (s["accum_depth"] // 4) for s in fast_steps] + [1]),
         "structs": structs,
         "steps": steps,
         "new_state": pointer(new_state_t),
