@@ -148,9 +148,10 @@ def chip(model_dir, progress: Callable[[str], None]) -> dict:
 def run_all(cv: bool = False, data: list | None = None, model: str | None = "runs/default",
             train_only: list | None = None,
             progress: Callable[[str], None] = lambda _msg: None,
-            cv_config=None, cv_jobs: int = 1, cv_folds: list[int] | None = None,
-            cv_seeds: list[int] | None = None, parts: set[str] | None = None) -> dict:
-    """Every part of the benchmark, or only those in `parts` (of PARTS)."""
+            cv_config=None, cv_options: dict | None = None,
+            parts: set[str] | None = None) -> dict:
+    """Every part of the benchmark, or only those in `parts` (of PARTS); `cv_options` go to
+    kws.crossval.cross_validate (jobs, only, seeds, address, cpus_per_task, results, resume)."""
     import json
     from pathlib import Path
 
@@ -191,11 +192,11 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
 
         if not roots:
             raise KwsError("bench --cv: no data (pass --data DIR)")
-        progress(f"bench: 5-fold cross-validation on {', '.join(map(str, roots))} "
-                 f"({cv_jobs} at a time)")
+        opts = dict(cv_options or {})
+        where = opts.get("address") or f"a local Ray instance ({opts.get('jobs') or 'all'} cores)"
+        progress(f"bench: 5-fold cross-validation on {', '.join(map(str, roots))} on {where}")
         result["cross_validation"] = cross_validate(roots, cv_config or TrainConfig(), folds=5,
                                                     log=progress, train_only=train_only or [],
-                                                    jobs=cv_jobs, only=cv_folds,
-                                                    seeds=cv_seeds)
+                                                    **opts)
         result["cross_validation"]["train_only"] = [str(p) for p in train_only or []]
     return result

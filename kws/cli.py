@@ -12,9 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from kws.boards.cli import boards_app
+from kws.data.cli import data_app
 from kws.streams.cli import streams_app
 from kws.errors import KwsError
 
@@ -32,6 +32,7 @@ features_app = typer.Typer(help="Log-mel front end: C on the host vs the librosa
 app.add_typer(features_app, name="features")
 app.add_typer(boards_app, name="boards")
 app.add_typer(streams_app, name="streams")
+app.add_typer(data_app, name="data")
 
 _state = {"verbose": False}
 
@@ -107,56 +108,6 @@ def synth(
                   f"(engines: {', '.join(f'{k} {v}' for k, v in report.engines.items())})")
 
 
-@app.command()
-def data(
-    data_dirs: Annotated[Optional[list[Path]], typer.Option(
-        "--data", help="Speech Commands style folder; repeat to combine (default: the shared "
-                       "data's folders).")] = None,
-    keywords: Annotated[Optional[str], typer.Option(help="Comma-separated keywords (default: the ten).")] = None,
-    read: Annotated[bool, typer.Option("--read/--no-read", help="Read every clip to find bad files.")] = True,
-    json_out: JsonOpt = False,
-) -> None:
-    """Show what data folders hold: clips per label and split, speakers, noise, bad files."""
-    import time
-
-    from kws.config import DataConfig
-    from kws.data.dataset import default_data_roots, index_folders, load_audio
-
-    started = time.perf_counter()
-    data_dirs, _ = default_data_roots(data_dirs or [])
-    if not data_dirs:
-        raise KwsError("no data folder given and no shared data found (use --data DIR)")
-    config = DataConfig(**({"keywords": tuple(k.strip() for k in keywords.split(","))} if keywords else {}))
-    dataset = index_folders(data_dirs, config)
-    for note in dataset.notes:
-        err.print(f"[cyan]note[/] {note}")
-    if read:
-        loaded = load_audio(dataset.clips, config, report=_warn)
-        dataset.problems = loaded.problems
-        dataset.clips = loaded.clips
-    summary = dataset.summary()
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    if json_out:
-        _emit_json(summary)
-        return
-    table = Table(title=f"{', '.join(str(d) for d in data_dirs)}")
-    table.add_column("label")
-    SPLIT_NAMES = ("train", "validation", "test")
-    for split in SPLIT_NAMES:
-        table.add_column(split, justify="right")
-    table.add_column("total", justify="right")
-    for label, per in summary["counts"].items():
-        table.add_row(label, *(str(v) for v in per.values()), str(sum(per.values())))
-    split_totals = [sum(per[s] for per in summary["counts"].values()) for s in SPLIT_NAMES]
-    table.add_row("total", *(str(v) for v in split_totals), str(sum(split_totals)), style="bold")
-    out.print(table)
-    sp = summary["speakers"]
-    out.print(f"{summary['clips']} clips in {len(summary['labels'])} labels; speakers "
-              f"train {sp['train']} / validation {sp['validation']} / test {sp['test']}; "
-              f"{summary['noise_files']} background-noise files; "
-              f"{len(summary['problems'])} unreadable files skipped ({summary['seconds']:.1f} s)")
-
-
 @features_app.command("compare")
 def features_compare(
     data_dirs: DataOpt,
@@ -229,7 +180,11 @@ def bench(
     model: Annotated[Path, typer.Option(help="Bundle whose model is measured in QEMU.")] = Path("runs/default"),
     train_only: Annotated[Optional[list[Path]], typer.Option("--train-only", help="Extra training-only folder for cross-validation (e.g. `kws synth` output).")] = None,
     table: Annotated[Optional[Path], typer.Option("--table", help="Print the README's markdown tables from a saved `kws bench --json` file and exit.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Cross-validation folds trained side by side (separate processes).")] = 1,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Cross-validation trainings side by side on the local Ray instance (default: one per core).")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Run the cross-validation on the Ray cluster at HOST:PORT (`ray start --head`), or `auto`; default: a local Ray instance.")] = None,
+    cpus_per_task: Annotated[int, typer.Option("--cpus-per-task", min=1, help="CPUs each training asks Ray for (TensorFlow threads).")] = 1,
+    cv_results: Annotated[Optional[Path], typer.Option("--cv-results", help="JSONL file each cross-validation training is written to as it finishes.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip the trainings already in --cv-results.")] = False,
     folds: Annotated[Optional[str], typer.Option("--folds", help="Run only these cross-validation folds, e.g. 0,1.")] = None,
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Train every fold once per seed, e.g. 0,1 (default: the config's seed).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="Training config (YAML/TOML) for cross-validation.")] = None,
@@ -262,9 +217,13 @@ def bench(
     cv_config = load_train_config(str(config) if config else None, parse_set(overrides or []))
     cv_folds = _int_list(folds, "--folds") if folds else None
     cv_seeds = _int_list(seeds, "--seeds") if seeds else None
+    if resume and cv_results is None:
+        raise KwsError("--resume needs --cv-results FILE (the trainings to skip are read from it)")
+    cv_options = {"jobs": jobs, "only": cv_folds, "seeds": cv_seeds, "address": address,
+                  "cpus_per_task": cpus_per_task, "results": cv_results, "resume": resume}
     result = run_all(cv=cv, data=data_dirs or [], model=str(model), train_only=train_only or [],
-                     progress=lambda msg: err.print(msg), cv_config=cv_config, cv_jobs=jobs,
-                     cv_folds=cv_folds, cv_seeds=cv_seeds, parts=chosen)
+                     progress=lambda msg: err.print(msg), cv_config=cv_config,
+                     cv_options=cv_options, parts=chosen)
     if json_out:
         _emit_json(result)
     else:
@@ -365,6 +324,42 @@ def demo(
     from kws.demo import run_demo
 
     run_demo(data_dirs or [], out, err)
+
+
+@app.command()
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(help="Sweep file (YAML): params to try, score, boards (see kws/sweep/spec.py).")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for results.jsonl, sweep.json, sweep.md, sweep.png (default: build/sweep/<file name>).")] = None,
+    data_dirs: Annotated[Optional[list[Path]], typer.Option("--data", help="Speech Commands style folder; repeat to combine (default: the shared data).")] = None,
+    train_only: Annotated[Optional[list[Path]], typer.Option("--train-only", help="Extra training-only folder (e.g. `kws synth` output).")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster HOST:PORT (`ray start --head`) or `auto`; default: a local Ray instance with this machine's cores.")] = None,
+    cpus_per_task: Annotated[int, typer.Option("--cpus-per-task", min=1, help="CPUs each training asks Ray for (TensorFlow threads).")] = 1,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Trainings side by side on the local Ray instance (default: one per core).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep OUT/results.jsonl and skip the trainings it holds.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train every point of a grid or random search over settings as Ray tasks; write a table,
+    JSON and a PNG of accuracy against cost on each board's chip, naming the best per board."""
+    from kws.data.dataset import default_data_roots
+    from kws.run import NO_DATA
+    from kws.sweep.run import run_sweep
+    from kws.sweep.spec import load_spec
+
+    spec, base = load_spec(spec_file)
+    roots, source = default_data_roots(data_dirs or [])
+    if not roots:
+        raise KwsError(NO_DATA)
+    out_path = out_dir or Path("build/sweep") / spec_file.stem
+    err.print(f"sweep: data ({source}) {', '.join(map(str, roots))}; results in {out_path}")
+    report = run_sweep(spec, base, roots, train_only or [], out_path, resume=resume,
+                       address=address, cpus_per_task=cpus_per_task, jobs=jobs,
+                       log=lambda m: err.print(m, highlight=False), source=str(spec_file))
+    if json_out:
+        _emit_json(report)
+        return
+    out.print((out_path / "sweep.md").read_text(), highlight=False)
+    out.print(f"table {out_path / 'sweep.md'}, JSON {out_path / 'sweep.json'}, "
+              f"plot {out_path / 'sweep.png'}", highlight=False)
 
 
 def main() -> None:

@@ -47,6 +47,11 @@ def fold_dataset(dataset: Dataset, fold: int, folds: int) -> Dataset:
     return Dataset(dataset.config, dataset.roots, clips, dataset.noise_files, list(dataset.problems))
 
 
+def _fold_task(roots, config, base, fold, folds, threads, seed) -> dict:
+    """One Ray task: run_fold with its CPUs as TensorFlow's threads, tagged with its seed."""
+    return {**run_fold(roots, config, base, fold, folds, threads), "seed": seed}
+
+
 def run_fold(roots: Sequence[Path], config: TrainConfig, base: Dataset, fold: int, folds: int,
              threads: int = 0) -> dict:
     """Train fold `fold` of `folds` of the indexed clips `base` and score its test speakers:
@@ -86,70 +91,89 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, base: Dataset, fold: in
     return row
 
 
-def _die_with_parent() -> None:
-    """Fold workers get SIGTERM when the process that started them dies (Linux), so a killed
-    `kws bench` does not leave trainings running on the cores."""
-    import ctypes
-    import signal
+def run_key(config: TrainConfig, fold: int, folds: int, seed: int) -> str:
+    """The name of one fold's training in a results file: the same settings give the same key,
+    so --resume skips exactly the trainings already done."""
+    import json
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):  # not Linux: workers finish their fold, then exit
-        pass
+    settings = json.dumps(config.model_copy(update={"seed": seed}).model_dump(mode="json"),
+                          sort_keys=True)
+    return f"cv-{hashlib.sha1(settings.encode()).hexdigest()[:12]}-fold{fold}of{folds}-seed{seed}"
 
 
 def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
                    log: Callable[[str], None] = lambda _m: None,
-                   train_only: Sequence[Path] = (), jobs: int = 1,
-                   only: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> dict:
-    """Run every fold (or the folds in `only`), `jobs` at a time in separate processes; with
-    `seeds`, every fold once per training seed (one seed's run swings a fold by several points,
-    so comparing two recipes needs more than one).
+                   train_only: Sequence[Path] = (), jobs: int | None = None,
+                   only: Sequence[int] | None = None, seeds: Sequence[int] | None = None,
+                   address: str | None = None, cpus_per_task: int = 1,
+                   results: Path | None = None, resume: bool = False) -> dict:
+    """Run every fold (or the folds in `only`), once per training seed in `seeds` (one seed's
+    run swings a fold by several points, so comparing two recipes needs more than one).
 
-    Why processes: one training uses ~1.2 of 2 cores (a 64-unit GRU step is too small to
-    spread over threads), so two folds side by side finish sooner than one after the other."""
+    Each training is one Ray task (kws.cluster.ray_tasks) of `cpus_per_task` CPUs: on a local
+    Ray instance of `jobs` x cpus_per_task cores (default: the machine's), or on the cluster at
+    `address`. Rows go to `results` (JSONL) as they arrive; with `resume`, trainings already
+    there are not run again. A failed fold is logged with its settings and left out of the
+    means; the others still count."""
+    from kws.cluster.ray_tasks import Task, run_tasks
+    from kws.cluster.results import ResultLog
+
     wanted = sorted(set(range(folds) if only is None else only))
     if not wanted or not all(0 <= k < folds for k in wanted):
         raise KwsError(f"cross-validation: folds {list(only or [])} must be in 0..{folds - 1}")
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise KwsError(f"cross-validation: jobs must be >= 1, got {jobs}")
     seeds = [config.seed] if seeds is None else list(dict.fromkeys(seeds))
     if not seeds:
         raise KwsError("cross-validation: give at least one seed")
-    runs = [(k, s) for s in seeds for k in wanted]
     config_for = {s: config.model_copy(update={"seed": s}) for s in seeds}
     roots = [Path(r) for r in roots]
+    store = ResultLog(results)
+    store.start(resume)
+    done_rows = store.done() if resume else {}
     base = index_folders(roots, config.data, train_only=[Path(p) for p in train_only])
 
-    def done(row: dict, seed: int) -> dict:
-        row["seed"] = seed
-        log(f"cv fold {row['fold']} seed {seed}: float {row['float_accuracy']:.4f} int8 "
+    rows: list[dict] = []
+    failures: list[dict] = []
+
+    def finished(task: Task, row: dict | None, error: str | None) -> None:
+        store.append({"key": task.key, "settings": task.settings,
+                      **({"result": row} if row is not None else {"error": error})})
+        if row is None:
+            failures.append({**task.settings, "error": error})
+            log(f"cv fold {task.settings['fold']} seed {task.settings['seed']} FAILED: {error}")
+            return
+        rows.append(row)
+        log(f"cv fold {row['fold']} seed {row['seed']}: float {row['float_accuracy']:.4f} int8 "
             f"{row['int8_tflm_accuracy']:.4f} ({row['test_clips']} clips, "
             f"{row['training_seconds']:.0f} s)")
-        return row
 
-    if jobs == 1 or len(runs) == 1:
-        rows = [done(run_fold(roots, config_for[s], base, k, folds), s) for k, s in runs]
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # spawn: a forked TensorFlow runtime is not safe to use in the child
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_die_with_parent) as pool:
-            futures = {pool.submit(run_fold, roots, config_for[s], base, k, folds, 1): s
-                       for k, s in runs}
-            rows = [done(f.result(), futures[f]) for f in as_completed(futures)]
+    tasks = []
+    for s in seeds:
+        for k in wanted:
+            key = run_key(config, k, folds, s)
+            if key in done_rows:
+                rows.append(done_rows[key]["result"])
+                log(f"cv fold {k} seed {s}: done before (resumed from {results})")
+                continue
+            tasks.append(Task(key, {"fold": k, "seed": s}, _fold_task,
+                              (roots, config_for[s], base, k, folds, cpus_per_task, s)))
+    local_cpus = None if jobs is None else jobs * cpus_per_task
+    run_tasks(tasks, finished, cpus_per_task=cpus_per_task, address=address, cpus=local_cpus)
+    if not rows:
+        raise KwsError(f"cross-validation: every training failed (first: {failures[0]['error']})")
     rows.sort(key=lambda r: (r["seed"], r["fold"]))
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # noqa: E731
-    per_seed = [float(np.mean([r["int8_tflm_accuracy"] for r in rows if r["seed"] == s]))
-                for s in seeds]
+    per_seed = [float(np.mean(a)) if (a := [r["int8_tflm_accuracy"] for r in rows
+                                           if r["seed"] == s]) else None for s in seeds]
     return {
         "folds": rows,
         "folds_run": wanted,
         "seeds": seeds,
         "mean_int8_tflm_accuracy_per_seed": per_seed,
         "jobs": jobs,
+        "address": address,
+        "failed": failures,
         "mean_float_accuracy": mean("float_accuracy"),
         "mean_int8_tflm_accuracy": mean("int8_tflm_accuracy"),
         "mean_drop_points": mean("drop_points"),

@@ -46,6 +46,12 @@ def tiny_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_settings():
+    """TINY without model.units: the fixed settings of a tiny sweep."""
+    return {k: v for k, v in TINY.items() if k != "model.units"}
+
+
+@pytest.fixture(scope="session")
 def tiny_config():
     return load_train_config(None, dict(TINY))
 

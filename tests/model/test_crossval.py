@@ -38,7 +38,7 @@ def test_train_only_folders_stay_in_training(tiny_data, tmp_path):
 
 
 def test_folds_side_by_side_score_each_requested_fold(tiny_data, tiny_config):
-    """Two folds in two spawned processes: each row is the fold asked for, scored on its own
+    """Two folds as two Ray tasks side by side: each row is the fold asked for, scored on its own
     test speakers, and the means are over exactly those rows."""
     from kws.crossval import cross_validate
 
@@ -85,9 +85,9 @@ def test_cross_validation_rejects_bad_fold_requests(tiny_data, tiny_config):
         cross_validate([tiny_data], tiny_config, folds=5, seeds=[])
 
 
-def test_fold_workers_die_with_the_process_that_started_them(tmp_path):
-    """A killed `kws bench` must not leave fold trainings running: the worker initializer asks
-    the kernel for SIGTERM when the parent dies."""
+def test_trainings_die_with_the_process_that_started_them(tmp_path):
+    """A killed `kws bench --cv` must not leave trainings running: the local Ray instance and
+    its workers share the driver's fate."""
     import os
     import signal
     import subprocess
@@ -95,21 +95,20 @@ def test_fold_workers_die_with_the_process_that_started_them(tmp_path):
     import time
 
     pid_file = tmp_path / "worker.pid"
-    script = tmp_path / "parent.py"  # a file, not -c: spawn re-imports the parent's main module
+    script = tmp_path / "parent.py"
     script.write_text(f"""
-import multiprocessing, os, time
-from kws.crossval import _die_with_parent
+import os, time
+from kws.cluster.ray_tasks import Task, run_tasks
 def work():
-    _die_with_parent()
     open({str(pid_file)!r}, "w").write(str(os.getpid()))
-    time.sleep(60)
-if __name__ == "__main__":
-    multiprocessing.get_context("spawn").Process(target=work).start()
-    time.sleep(60)
+    time.sleep(120)
+    return {{}}
+run_tasks([Task("a", {{}}, work)], lambda *a: None, cpus=1)
 """)
-    parent = subprocess.Popen([sys.executable, str(script)])
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
+        for _ in range(600):
             if pid_file.exists() and pid_file.read_text():
                 break
             time.sleep(0.1)
@@ -117,7 +116,7 @@ if __name__ == "__main__":
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-    for _ in range(100):
+    for _ in range(300):
         try:
             os.kill(worker, 0)
         except ProcessLookupError:
@@ -125,4 +124,28 @@ if __name__ == "__main__":
         time.sleep(0.1)
     else:
         os.kill(worker, signal.SIGKILL)
-        raise AssertionError("the worker outlived its parent")
+        raise AssertionError("the training outlived the process that started it")
+
+
+def test_results_are_kept_and_resume_skips_done_trainings(tiny_data, tiny_config, tmp_path):
+    """Each training is a JSON line the moment it ends; --resume reads them back instead of
+    training again, and an existing results file is never overwritten without it."""
+    import json
+
+    import pytest
+
+    from kws.crossval import cross_validate
+    from kws.errors import KwsError
+
+    results = tmp_path / "cv.jsonl"
+    first = cross_validate([tiny_data], tiny_config, folds=5, only=[2], results=results)
+    lines = results.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["result"]["fold"] == 2
+    with pytest.raises(KwsError, match="already holds results"):
+        cross_validate([tiny_data], tiny_config, folds=5, only=[2], results=results)
+    logged = []
+    again = cross_validate([tiny_data], tiny_config, folds=5, only=[2], results=results,
+                           resume=True, log=logged.append)
+    assert again["folds"] == first["folds"]
+    assert any("done before" in m for m in logged)
+    assert len(results.read_text().splitlines()) == 1

@@ -1,0 +1,1 @@
+"""Sweeps over training settings: spec, Ray tasks, report."""

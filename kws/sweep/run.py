@@ -1,0 +1,85 @@
+"""`kws sweep`: every point of a SweepSpec as Ray tasks, results kept as they arrive.
+
+score: validation -> one task per point (train, export, int8 accuracy on the validation
+speakers, board costs). score: cv -> one task per fold of every point (kws.crossval) and one
+cost task per point. Rows go to OUT/results.jsonl the moment a task ends; the table, JSON and
+PNG (kws.sweep.report) are written from whatever finished, also after a failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+from kws.cluster.ray_tasks import Task, run_tasks
+from kws.cluster.results import ResultLog
+from kws.errors import KwsError
+from kws.sweep.spec import SweepSpec, point_config, point_key, points
+
+
+def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: Sequence[Path],
+         threads: int, source: str) -> list[Task]:
+    """The tasks of every point (a point's settings are checked here, before anything runs)."""
+    from kws.crossval import _fold_task
+    from kws.data.dataset import index_folders
+    from kws.sweep.point import cost_only, train_point
+
+    boards = list(spec.boards)
+    tasks: list[Task] = []
+    indexed = {}
+    for point in points(spec):
+        config = point_config(spec, base, point, source)
+        if spec.score == "validation":
+            tasks.append(Task(point_key(config), {"point": point, "part": "train"}, train_point,
+                              (list(roots), list(train_only), config, boards, threads)))
+            continue
+        data_key = json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
+        if data_key not in indexed:
+            indexed[data_key] = index_folders(list(roots), config.data, train_only=list(train_only))
+        for fold in range(spec.folds):
+            tasks.append(Task(point_key(config, f"-fold{fold}of{spec.folds}"),
+                              {"point": point, "part": f"fold {fold}"}, _fold_task,
+                              (list(roots), config, indexed[data_key], fold, spec.folds, threads,
+                               config.seed)))
+        tasks.append(Task(point_key(config, "-cost"), {"point": point, "part": "cost"}, cost_only,
+                          (list(roots), config, boards, threads)))
+    return tasks
+
+
+def run_sweep(spec: SweepSpec, base: Path | None, roots: Sequence[Path],
+              train_only: Sequence[Path], out: Path, resume: bool = False,
+              address: str | None = None, cpus_per_task: int = 1, jobs: int | None = None,
+              log: Callable[[str], None] = lambda _m: None, source: str = "sweep") -> dict:
+    """Run (or finish, with `resume`) the sweep into `out`; returns the report dict."""
+    from kws.sweep.report import write_report
+
+    tasks = plan(spec, base, roots, train_only, cpus_per_task, source)
+    store = ResultLog(out / "results.jsonl")
+    store.start(resume)
+    done = store.done() if resume else {}
+    todo = [t for t in tasks if t.key not in done]
+    if done:
+        log(f"sweep: {len(tasks) - len(todo)} of {len(tasks)} trainings done before "
+            f"(resumed from {store.path})")
+    rows = [done[t.key] for t in tasks if t.key in done]
+
+    def finished(task: Task, result: dict | None, error: str | None) -> None:
+        row = {"key": task.key, "settings": task.settings,
+               **({"result": result} if result is not None else {"error": error})}
+        store.append(row)
+        rows.append(row)
+        what = f"{json.dumps(task.settings['point'])} {task.settings['part']}"
+        log(f"sweep: {what}: " + (f"FAILED: {error}" if error else "done"))
+        write_report(spec, rows, out)
+
+    log(f"sweep: {len(todo)} trainings of {len(points(spec))} points on "
+        f"{address or 'a local Ray instance'} ({cpus_per_task} CPU each)")
+    try:
+        run_tasks(todo, finished, cpus_per_task=cpus_per_task, address=address,
+                  cpus=None if jobs is None else jobs * cpus_per_task)
+    finally:
+        report = write_report(spec, rows, out)
+    if not any("result" in r for r in rows):
+        raise KwsError(f"sweep: every training failed; see {store.path}")
+    return report
