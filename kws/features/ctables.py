@@ -218,6 +218,7 @@ def context(params: FeatureParams) -> dict:
         "fft_bins": params.fft_bins,
         "mel_bands": params.mel_bands,
         "log_floor": c_float(params.log_floor),
+        "log_floor_bits": f"0x{int(np.float32(params.log_floor).view(np.uint32)):08x}",
         "half_fft": half,
         "mel_weight_count": len(weights),
         "mel_plan": mel_plan(params),
