@@ -117,14 +117,33 @@ def split_twiddles(fft_size: int) -> np.ndarray:
 
 
 def window_table(params: FeatureParams) -> np.ndarray:
-    """The scaled window in the order stage 1 reads it: [n][t][re, im] for sample
+    """The scaled window in the order stage 1 reads it: [n][re, im][t] for sample
     2n + t*fft_size/4 (+1), zero past the window (the zero padding)."""
     n_fft = params.fft_size
     w = np.zeros(n_fft, np.float64)
     w[: params.window_samples] = reference.window(params) * SAMPLE_SCALE
     quarter = n_fft // 8  # complex points per quarter
-    idx = [2 * n + t * (n_fft // 4) + c for n in range(quarter) for t in range(4) for c in range(2)]
+    idx = [2 * n + t * (n_fft // 4) + c for n in range(quarter) for c in range(2) for t in range(4)]
     return w[np.array(idx)]
+
+
+MEL_CHUNKS = (8, 4, 2, 1)
+"""Weights the C mel sums load at a time (mel_dot8 .. mel_dot1 in the template)."""
+
+
+def mel_plan(params: FeatureParams) -> list[dict]:
+    """Per band: its first bin and its bin count split greedily into MEL_CHUNKS, which the
+    template unrolls."""
+    first, count, _, _ = sparse_mel(params)
+    plan = []
+    for lo, n in zip(first, count):
+        chunks = []
+        for c in MEL_CHUNKS:
+            while n >= c:
+                chunks.append(c)
+                n -= c
+        plan.append({"first": int(lo), "chunks": chunks})
+    return plan
 
 
 def fft_model(frame: np.ndarray, fft_size: int) -> np.ndarray:
@@ -199,8 +218,10 @@ def context(params: FeatureParams) -> dict:
         "fft_bins": params.fft_bins,
         "mel_bands": params.mel_bands,
         "log_floor": c_float(params.log_floor),
+        "log_floor_bits": f"0x{int(np.float32(params.log_floor).view(np.uint32)):08x}",
         "half_fft": half,
         "mel_weight_count": len(weights),
+        "mel_plan": mel_plan(params),
         "stage_twiddle_count": len(stage_twiddles(half)),
         "radix4_stages": radix4_stages,
         "first_full": first_stage_full(params),
