@@ -219,6 +219,10 @@ def bench(
     cv_seeds = _int_list(seeds, "--seeds") if seeds else None
     if resume and cv_results is None:
         raise KwsError("--resume needs --cv-results FILE (the trainings to skip are read from it)")
+    if cv and address and address != "auto":
+        from kws.cluster.ray_tasks import check_address
+
+        check_address(address)  # before the other parts spend minutes
     cv_options = {"jobs": jobs, "only": cv_folds, "seeds": cv_seeds, "address": address,
                   "cpus_per_task": cpus_per_task, "results": cv_results, "resume": resume}
     result = run_all(cv=cv, data=data_dirs or [], model=str(model), train_only=train_only or [],

@@ -239,8 +239,26 @@ def test_read_only_output_folder(bundle, tmp_path, monkeypatch):
     (["--folds", "0,x"], ["--folds 0,x", "whole numbers"]),
     (["--seeds", "1,x"], ["--seeds 1,x", "whole numbers"]),
     (["--set", "model.unitz=3"], ["unitz"]),
+    (["--resume"], ["--resume needs --cv-results"]),
+    (["--address", "127.0.0.1:1"], ["Ray cluster at 127.0.0.1:1", "nothing answers"]),
 ])
 def test_bad_cross_validation_options(args, needles, tmp_path):
     """Rejected before any benchmark runs (no model is measured, nothing is written)."""
     one_error_line(kws("bench", "--cv", "--model", tmp_path / "none", *args, cwd=tmp_path), *needles)
     assert not any(tmp_path.iterdir())
+
+
+# --- sweeps -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, needles", [
+    (None, ["sweep.yaml", "cannot read"]),
+    ("params: {model.units: []}\n", ["sweep.yaml", "model.units: give at least one value"]),
+    ("params: {model.units: [8, 999]}\n", ["sweep.yaml", '"model.units": 999']),
+    ("params: {model.units: [8]}\nboards: {nano99: 0.1}\n", ["nano99"]),
+])
+def test_bad_sweep_files(text, needles, tmp_path):
+    """A bad sweep file is named in one line before Ray starts or anything trains."""
+    spec = tmp_path / "sweep.yaml"
+    if text is not None:
+        spec.write_text(text)
+    one_error_line(kws("sweep", spec, "--out", tmp_path / "out", cwd=tmp_path), *needles)
+    assert not (tmp_path / "out").exists()

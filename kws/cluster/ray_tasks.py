@@ -42,6 +42,8 @@ def session(address: str | None = None, cpus: int | None = None) -> Iterator[Any
     if ray.is_initialized():
         yield ray
         return
+    if address and address != "auto":
+        check_address(address)
     quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
              "logging_level": "error"}
     try:
@@ -57,6 +59,21 @@ def session(address: str | None = None, cpus: int | None = None) -> Iterator[Any
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after Ray's long retries, when nothing listens at HOST:PORT."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise KwsError(f"--address {address}: give HOST:PORT of `ray start --head`, or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise KwsError(f"could not start or join the Ray cluster at {address}: nothing answers "
+                       f"there ({exc.strerror or exc}); start one with `ray start --head`") from None
 
 
 @dataclass
