@@ -37,11 +37,12 @@ FIRMWARE_DIR = build/firmware/$(BOARD)
 PIO := $(VENV)/bin/pio
 WAV ?= build/demo.wav
 
-.PHONY: help setup apt venv pio test demo train bench clean firmware flash monitor emulate
+.PHONY: help setup apt venv pio test demo train bench clean firmware flash monitor emulate data
 
 help:
 	@echo "make setup   install Debian packages (apt-get) and the .venv with kws"
 	@echo "make demo    synthesize/load data and show what kws does today (see README)"
+	@echo "make data DATA=DIR  download the full Speech Commands v0.02 (2.4 GB, resumable, SHA-256 checked) into DIR; then make demo DATA=DIR"
 	@echo "make test    run the test suite"
 	@echo "make train   train the default model into $(RUN) [DATA=folder] [CONFIG=kws/presets/gru80-hop32.yaml]"
 	@echo "make bench   benchmarks of $(RUN) incl. 5-fold cross-validation of the default recipe (estimated ~4 h here: 5 x ~50 min of training), JSON in build/bench.json [CONFIG=]"
@@ -84,6 +85,10 @@ test: setup
 
 demo: setup
 	@$(KWS) demo $(if $(DATA),--data $(DATA),)
+
+data: setup
+	@test -n "$(DATA)" || { echo "make data: give the folder, e.g. make data DATA=data/speech_commands"; exit 2; }
+	$(KWS) data get speech-commands --out $(DATA)
 
 train: setup
 	$(if $(SYNTH),$(KWS) synth --out $(SYNTH) $(SYNTH_ARGS),)

@@ -340,6 +340,7 @@ def sweep(
     cpus_per_task: Annotated[int, typer.Option("--cpus-per-task", min=1, help="CPUs each training asks Ray for (TensorFlow threads).")] = 1,
     jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Trainings side by side on the local Ray instance (default: one per core).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep OUT/results.jsonl and skip the trainings it holds.")] = False,
+    recost: Annotated[bool, typer.Option("--recost", help="No training: measure the chip costs of the points in OUT/results.jsonl again (e.g. after an update of kws's generated C).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train every point of a grid or random search over settings as Ray tasks; write a table,
@@ -357,7 +358,8 @@ def sweep(
     err.print(f"sweep: data ({source}) {', '.join(map(str, roots))}; results in {out_path}")
     report = run_sweep(spec, base, roots, train_only or [], out_path, resume=resume,
                        address=address, cpus_per_task=cpus_per_task, jobs=jobs,
-                       log=lambda m: err.print(m, highlight=False), source=str(spec_file))
+                       log=lambda m: err.print(m, highlight=False), source=str(spec_file),
+                       recost=recost)
     if json_out:
         _emit_json(report)
         return

@@ -41,10 +41,11 @@ def _threads(n: int) -> None:
 
 
 def train_point(roots: Sequence[Path], train_only: Sequence[Path], config: TrainConfig,
-                boards: Sequence[str], threads: int = 1) -> dict:
+                boards: Sequence[str], run_dir: Path, threads: int = 1) -> dict:
     """Train on the training speakers, keep the best epoch on the validation speakers, export
-    the int8 bundle, and report int8 (tflite-micro) accuracy on the validation speakers (the
-    test speakers are never looked at while choosing a setting) with the board costs."""
+    the int8 bundle into `run_dir` (kept: it can be evaluated, flashed or re-costed), and
+    report int8 (tflite-micro) accuracy on the validation speakers (the test speakers are never
+    looked at while choosing a setting) with the board costs."""
     # kws.model first: it sets TensorFlow's environment (oneDNN off) before TF loads
     from kws.export.bundle import export_bundle, int8_logits
     from kws.export.tflm import TflmStepModel
@@ -55,15 +56,15 @@ def train_point(roots: Sequence[Path], train_only: Sequence[Path], config: Train
     _threads(threads)
     prep = prepare(list(roots), config, train_only=list(train_only))
     val = prep.splits["validation"]
-    with tempfile.TemporaryDirectory(prefix="kws-sweep-") as tmp:
-        run_dir = Path(tmp)
-        result = fit(prep, config, run_dir)
-        manifest, _ = export_bundle(run_dir, prep, config, result)
-        q = int8_logits(TflmStepModel(load_bundle(run_dir).tflite), val.features,
-                        manifest.input_quant)
-        float_pred = np.asarray(result.model.model.predict(val.features, verbose=0)).argmax(1)
-        costs = board_costs(run_dir, boards)
-    return {"validation_clips": int(len(val.labels)),
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = fit(prep, config, run_dir)
+    manifest, _ = export_bundle(run_dir, prep, config, result)
+    q = int8_logits(TflmStepModel(load_bundle(run_dir).tflite), val.features,
+                    manifest.input_quant)
+    float_pred = np.asarray(result.model.model.predict(val.features, verbose=0)).argmax(1)
+    costs = board_costs(run_dir, boards)
+    return {"bundle": str(run_dir),"validation_clips": int(len(val.labels)),
             "validation_float_accuracy": float(np.mean(float_pred == val.labels)),
             "validation_int8_tflm_accuracy": float(np.mean(q.argmax(1) == val.labels)),
             "best_epoch": result.best_epoch, "training_seconds": round(result.seconds, 1),
@@ -86,3 +87,15 @@ def cost_only(roots: Sequence[Path], config: TrainConfig, boards: Sequence[str],
         result = fit(prep, quick, Path(tmp))
         manifest, _ = export_bundle(Path(tmp), prep, quick, result)
         return {"tflite_bytes": manifest.tflite_bytes, "boards": board_costs(Path(tmp), boards)}
+
+
+def recost_point(result: dict, roots: Sequence[Path], config: TrainConfig,
+                 boards: Sequence[str], threads: int = 1) -> dict:
+    """`result` with its board costs measured again by today's generator: on its kept bundle,
+    or (a result without one) on a one-epoch model of the same shape."""
+    bundle = result.get("bundle")
+    if bundle and (Path(bundle) / "manifest.json").is_file():
+        fresh = {"boards": board_costs(Path(bundle), boards)}
+    else:
+        fresh = cost_only(roots, config, boards, threads)
+    return {**result, **fresh, "recosted": True}

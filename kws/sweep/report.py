@@ -81,7 +81,8 @@ def markdown(spec: SweepSpec, table: Sequence[dict], best: dict) -> str:
         head += [f"{board} M instr/s (CPU %)", f"{board} flash KB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in table:
-        cells = [e["label"], "failed" if e["score"] is None else f"{100 * e['score']:.2f}%"]
+        state = "failed" if e["failed"] else "not done"
+        cells = [e["label"], state if e["score"] is None else f"{100 * e['score']:.2f}%"]
         for board in spec.boards:
             c = e["boards"].get(board)
             if c is None:

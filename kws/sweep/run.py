@@ -19,7 +19,7 @@ from kws.sweep.spec import SweepSpec, point_config, point_key, points
 
 
 def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: Sequence[Path],
-         threads: int, source: str) -> list[Task]:
+         threads: int, source: str, out: Path) -> list[Task]:
     """The tasks of every point (a point's settings are checked here, before anything runs)."""
     from kws.crossval import _fold_task
     from kws.data.dataset import index_folders
@@ -31,8 +31,10 @@ def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: 
     for point in points(spec):
         config = point_config(spec, base, point, source)
         if spec.score == "validation":
-            tasks.append(Task(point_key(config), {"point": point, "part": "train"}, train_point,
-                              (list(roots), list(train_only), config, boards, threads)))
+            key = point_key(config)
+            tasks.append(Task(key, {"point": point, "part": "train"}, train_point,
+                              (list(roots), list(train_only), config, boards,
+                               (out / "runs" / key).resolve(), threads)))
             continue
         data_key = json.dumps(config.data.model_dump(mode="json"), sort_keys=True)
         if data_key not in indexed:
@@ -47,22 +49,40 @@ def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: 
     return tasks
 
 
+def _recost_task(task: Task, result: dict, roots: Sequence[Path], spec: SweepSpec,
+                 threads: int) -> Task:
+    from kws.sweep.point import recost_point
+
+    config = task.args[2] if task.settings["part"] == "train" else task.args[1]
+    return Task(task.key, task.settings, recost_point,
+                (result, list(roots), config, list(spec.boards), threads))
+
+
 def run_sweep(spec: SweepSpec, base: Path | None, roots: Sequence[Path],
               train_only: Sequence[Path], out: Path, resume: bool = False,
               address: str | None = None, cpus_per_task: int = 1, jobs: int | None = None,
-              log: Callable[[str], None] = lambda _m: None, source: str = "sweep") -> dict:
-    """Run (or finish, with `resume`) the sweep into `out`; returns the report dict."""
+              log: Callable[[str], None] = lambda _m: None, source: str = "sweep",
+              recost: bool = False) -> dict:
+    """Run (or finish, with `resume`) the sweep into `out`; returns the report dict. With
+    `recost`, no training: the board costs of the points already done are measured again
+    (after kws's generated C got faster, say) and replace the old ones."""
     from kws.sweep.report import write_report
 
-    tasks = plan(spec, base, roots, train_only, cpus_per_task, source)
+    tasks = plan(spec, base, roots, train_only, cpus_per_task, source, out)
     store = ResultLog(out / "results.jsonl")
-    store.start(resume)
-    done = store.done() if resume else {}
+    store.start(resume or recost)
+    done = store.done() if resume or recost else {}
     todo = [t for t in tasks if t.key not in done]
+    if recost:
+        todo = [_recost_task(t, done[t.key]["result"], roots, spec, cpus_per_task) for t in tasks
+                if t.key in done and t.settings["part"] in ("train", "cost")]
+        done = {k: r for k, r in done.items() if k not in {t.key for t in todo}}
     if done:
         log(f"sweep: {len(tasks) - len(todo)} of {len(tasks)} trainings done before "
             f"(resumed from {store.path})")
     rows = [done[t.key] for t in tasks if t.key in done]
+    if recost:
+        log(f"sweep: measuring the costs of {len(todo)} points again (no training)")
 
     def finished(task: Task, result: dict | None, error: str | None) -> None:
         row = {"key": task.key, "settings": task.settings,

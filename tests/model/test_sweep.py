@@ -116,3 +116,28 @@ def test_sweep_writes_as_it_goes_and_resume_trains_nothing_twice(tiny_data, tiny
     assert again["points"] == report["points"]
     assert any("2 of 2 trainings done before" in m for m in logged)
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_recost_measures_kept_bundles_again_without_training(tiny_data, tiny_settings, tmp_path):
+    """--recost: the costs of a finished point are measured again on its kept bundle (no
+    training: the score and the training time stay), and replace the old ones."""
+    import yaml
+
+    from kws.sweep.run import run_sweep
+
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump({"set": tiny_settings, "params": {"model.units": [8]},
+                                    "boards": {"qemu_m4": 0.1}}))
+    spec, base = load_spec(path)
+    out = tmp_path / "out"
+    first = run_sweep(spec, base, [tiny_data], [], out)["points"][0]
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    bundle = rows[0]["result"]["bundle"]
+    assert (tmp_path / "out" / "runs").resolve() in __import__("pathlib").Path(bundle).parents
+    again = run_sweep(spec, base, [tiny_data], [], out, recost=True)["points"][0]
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and rows[1]["result"]["recosted"] is True
+    assert rows[1]["result"]["training_seconds"] == rows[0]["result"]["training_seconds"]
+    assert again["score"] == first["score"]
+    assert again["boards"]["qemu_m4"]["instructions_per_second"] == \
+        first["boards"]["qemu_m4"]["instructions_per_second"]  # same generator, same count
