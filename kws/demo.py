@@ -24,9 +24,8 @@ SHIPPED_BUNDLE = Path(__file__).parent / "bundles" / "default"
 # Without real speech the demo trains a clip model on synthetic voices: minutes, not an hour.
 SYNTH_ONLY_SETTINGS = ["streaming.enabled=false", "model.units=64"]
 FULL_DATA_HINT = (
-    "get the full Speech Commands set (85k clips) with: curl -LO "
-    "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz && mkdir speech_commands "
-    "&& tar -xzf speech_commands_v0.02.tar.gz -C speech_commands, then `make demo DATA=speech_commands`"
+    "get the full Speech Commands set (105k clips, 2.4 GB; resumable, SHA-256 checked) with "
+    "`make data DATA=data/speech_commands`, then `make demo DATA=data/speech_commands`"
 )
 
 

@@ -12,8 +12,8 @@ from kws.errors import KwsError
 from kws.model.config import TrainConfig, load_train_config, parse_set
 
 NO_DATA = ("no data: pass --data DIR (a Speech Commands style folder), or make one with "
-           "`kws synth --out data/synth` (synthetic voices transfer poorly to real ones; the full "
-           "Speech Commands set is at http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz)")
+           "`kws synth --out data/synth` (synthetic voices transfer poorly to real ones; "
+           "`kws data get speech-commands --out data/speech_commands` downloads the full set)")
 
 
 def settings(config: Path | None, epochs: int | None, units: int | None, sets: list[str]) -> TrainConfig:

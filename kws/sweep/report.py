@@ -148,7 +148,7 @@ def png(spec: SweepSpec, table: Sequence[dict], best: dict, path: Path) -> Path:
             ax.set_title(f"{board}: flash budget {b.budget.flash_bytes // 1024} KB "
                          "(hollow: over a budget)", fontsize=9)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return path

@@ -93,7 +93,8 @@ def run_sweep(spec: SweepSpec, base: Path | None, roots: Sequence[Path],
         log(f"sweep: {what}: " + (f"FAILED: {error}" if error else "done"))
         write_report(spec, rows, out)
 
-    log(f"sweep: {len(todo)} trainings of {len(points(spec))} points on "
+    what = "cost measurements" if recost else "trainings"
+    log(f"sweep: {len(todo)} {what} of {len(points(spec))} points on "
         f"{address or 'a local Ray instance'} ({cpus_per_task} CPU each)")
     try:
         run_tasks(todo, finished, cpus_per_task=cpus_per_task, address=address,
