@@ -111,7 +111,7 @@ def png(spec: SweepSpec, table: Sequence[dict], best: dict, path: Path) -> Path:
 
     boards = list(spec.boards)
     with matplotlib.style.context("default"):
-        fig = Figure(figsize=(5.2 * max(1, len(boards)), 4.4))
+        fig = Figure(figsize=(5.2 * max(1, len(boards)), 5.0))
         FigureCanvasAgg(fig)
         if not boards:  # no chip costs asked for: score against model size
             ax = fig.add_subplot(1, 1, 1)
@@ -148,7 +148,7 @@ def png(spec: SweepSpec, table: Sequence[dict], best: dict, path: Path) -> Path:
             ax.set_title(f"{board}: flash budget {b.budget.flash_bytes // 1024} KB "
                          "(hollow: over a budget)", fontsize=9)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: hides no point
         fig.tight_layout()
         fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
     return path
