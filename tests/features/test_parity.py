@@ -140,3 +140,14 @@ def test_other_fft_sizes_and_windows_match_librosa(values):
         ref, dev = reference.log_mel(x, p), c.log_mel(x)
         assert dev.shape == ref.shape == (p.frames_for(SR), p.mel_bands)
         assert_close(ref, dev, f"{name}, {values}")
+
+
+def test_log_series_fit_bound():
+    """ctables.LOG_SERIES: 2t + t^3 (c3 + c5 t^2) is within 4e-8 of 2 atanh(t) = log((1+t)/(1-t))
+    on |t| <= (sqrt 2 - 1) / (sqrt 2 + 1), the range the C log reduces to."""
+    from kws.features import ctables
+
+    c3, c5 = (float(np.float32(c)) for c in ctables.LOG_SERIES)
+    t = np.linspace(0.0, (np.sqrt(2) - 1) / (np.sqrt(2) + 1), 100001)
+    err = np.abs(2 * t + t**3 * (c3 + c5 * t**2) - 2 * np.arctanh(t))
+    assert err.max() < 4e-8
