@@ -129,6 +129,7 @@ def test_fft_plan_is_the_real_fft(fft_size):
     {"fft_size": 1024, "window_ms": 64.0, "hop_ms": 20.0},  # 512 points: radix 4, 4, 4, 4, 2
     {"fft_size": 1024, "window_ms": 40.0, "hop_ms": 20.0},  # a quarter of the FFT and more is padding
     {"window_ms": 30.0625, "hop_ms": 20.0},  # odd window: the padding starts mid pair
+    {"fft_size": 128, "window_ms": 8.0, "hop_ms": 4.0, "mel_bands": 16},  # 64 points, fused q = 16
 ])
 def test_other_fft_sizes_and_windows_match_librosa(values):
     from kws.features.native import CFeatures
