@@ -7,7 +7,9 @@ points over (even, odd) sample pairs, untangled into the real spectrum afterward
   so no separate bit-reversal pass is needed;
 - radix-4 stages of span 16, 64, ... with per-stage contiguous twiddles (no index arithmetic),
   then one radix-2 stage when HALF is not a power of 4;
-- the real split computes bins k and HALF - k together and only their power.
+- the real split computes bins k and HALF - k together and only their power; when the last
+  stage is radix 4 of span HALF (HALF >= 16) it is fused with the split (`fused_last_stage`,
+  `last_twiddles`) and the last stage's complex outputs are never stored.
 `fft_model` repeats those steps in numpy (float64) so tests can check the plan itself.
 """
 
