@@ -7,7 +7,9 @@ points over (even, odd) sample pairs, untangled into the real spectrum afterward
   so no separate bit-reversal pass is needed;
 - radix-4 stages of span 16, 64, ... with per-stage contiguous twiddles (no index arithmetic),
   then one radix-2 stage when HALF is not a power of 4;
-- the real split computes bins k and HALF - k together and only their power.
+- the real split computes bins k and HALF - k together and only their power; when the last
+  stage is radix 4 of span HALF (HALF >= 16) it is fused with the split (`fused_last_stage`,
+  `last_twiddles`) and the last stage's complex outputs are never stored.
 `fft_model` repeats those steps in numpy (float64) so tests can check the plan itself.
 """
 
@@ -94,18 +96,60 @@ def first_stage_full(params: FeatureParams) -> int:
     return min(quarter, max(0, -(-(params.window_samples - 3 * params.fft_size // 4) // 2)))
 
 
+def fused_last_stage(half: int) -> bool:
+    """Whether the last stage (radix 4 of span HALF, q = HALF/4 >= 4) is fused with the real
+    split: its butterflies j and q - j give the 8 points of the split pairs k = j, q + j, q - j,
+    2q - j (with HALF - k), so that pass stores no complex points (`last_twiddles`)."""
+    rs = radices(half)
+    return len(rs) >= 2 and rs[-1] == 4 and half >= 16
+
+
 def stage_twiddles(half: int) -> np.ndarray:
-    """Twiddles of the stages after the first, contiguous per stage and j = 1..q-1 (j = 0 is
-    1): radix 4 (span 4q): cos, sin of 2*pi*j*m/(4q) for m = 1, 2, 3; radix 2 (span 2q): cos, sin
-    of 2*pi*j/(2q). A twiddle is cos - i*sin."""
+    """Twiddles of the stages after the first but a fused last one, contiguous per stage and
+    j = 1..q-1 (j = 0 is 1): radix 4 (span 4q): cos, sin of 2*pi*j*m/(4q) for m = 1, 2, 3;
+    radix 2 (span 2q): cos, sin of 2*pi*j/(2q). A twiddle is cos - i*sin."""
     out: list[float] = []
     q = 4
-    for r in radices(half)[1:]:
+    rs = radices(half)[1:]
+    if fused_last_stage(half):
+        rs = rs[:-1]
+    for r in rs:
         for j in range(1, q):
-            for m in range(1, r):
-                a = 2 * np.pi * j * m / (r * q)
-                out += [np.cos(a), np.sin(a)]
+            out += radix4_twiddle(j, q) if r == 4 else radix2_twiddle(j, q)
         q *= r
+    return np.array(out, np.float64)
+
+
+def radix4_twiddle(j: int, q: int) -> list[float]:
+    """cos, sin of 2*pi*j*m/(4q), m = 1, 2, 3."""
+    a = 2 * np.pi * j * np.arange(1, 4) / (4 * q)
+    return list(np.stack([np.cos(a), np.sin(a)], axis=1).ravel())
+
+
+def radix2_twiddle(j: int, q: int) -> list[float]:
+    a = 2 * np.pi * j / (2 * q)
+    return [np.cos(a), np.sin(a)]
+
+
+def split_twiddle(k: int, fft_size: int) -> list[float]:
+    a = 2 * np.pi * k / fft_size
+    return [np.cos(a), np.sin(a)]
+
+
+def last_twiddles(fft_size: int) -> np.ndarray:
+    """Tables of the fused last stage + split (q = fft_size / 8), in the order the C reads them:
+    per step j = 1 .. q/2 - 1: radix-4 twiddles of j and of q - j (6 each), split twiddles of
+    k = j, q + j, q - j, 2q - j (2 each); then the step of butterflies 0 and q/2: radix-4
+    twiddles of q/2, split twiddles of k = q/2, q, 3q/2."""
+    q = fft_size // 8
+    out: list[float] = []
+    for j in range(1, q // 2):
+        out += radix4_twiddle(j, q) + radix4_twiddle(q - j, q)
+        for k in (j, q + j, q - j, 2 * q - j):
+            out += split_twiddle(k, fft_size)
+    out += radix4_twiddle(q // 2, q)
+    for k in (q // 2, q, 3 * q // 2):
+        out += split_twiddle(k, fft_size)
     return np.array(out, np.float64)
 
 
@@ -126,6 +170,12 @@ def window_table(params: FeatureParams) -> np.ndarray:
     idx = [2 * n + t * (n_fft // 4) + c for n in range(quarter) for c in range(2) for t in range(4)]
     return w[np.array(idx)]
 
+
+LOG_SERIES = (0.666534, 0.412888)
+"""c3, c5 of the C log's log(m) = t (2 + t^2 (c3 + t^2 c5)), t = (m-1)/(m+1), |t| <= (sqrt 2 - 1) /
+(sqrt 2 + 1): a minimax fit of 2 atanh(t) - 2t there (Lawson-weighted least squares), absolute
+error 3.5e-8, far below what float32 rounding of log values of about 1 adds. Two terms fewer
+than the Taylor series to t^9 for the same accuracy (tests/features check the bound)."""
 
 MEL_CHUNKS = (8, 4, 2, 1)
 """Weights the C mel sums load at a time (mel_dot8 .. mel_dot1 in the template)."""
@@ -159,44 +209,69 @@ def fft_model(frame: np.ndarray, fft_size: int) -> np.ndarray:
         t0, t1, t2, t3 = a + c, a - c, b + e, b - e
         z[d : d + 4] = [t0 + t2, t1 - 1j * t3, t0 - t2, t1 + 1j * t3]
     tw = stage_twiddles(half)
+    fused = fused_last_stage(half)
+    rs = radices(half)[1:]
     pos, q = 0, 4
-    for r in radices(half)[1:]:
+    for r in rs[:-1] if fused else rs:
         for j in range(q):
-            if j:
-                c = tw[pos : pos + 2 * (r - 1)]
-                pos += 2 * (r - 1)
-                w = [1.0] + [c[2 * m] - 1j * c[2 * m + 1] for m in range(r - 1)]
-            else:
-                w = [1.0] * r
-            for g in range(j, half, r * q):
-                v = [z[g + m * q] * w[m] for m in range(r)]
-                if r == 4:
-                    t0, t1, t2, t3 = v[0] + v[2], v[0] - v[2], v[1] + v[3], v[1] - v[3]
-                    z[g], z[g + q], z[g + 2 * q], z[g + 3 * q] = (
-                        t0 + t2, t1 - 1j * t3, t0 - t2, t1 + 1j * t3)
-                else:
-                    z[g], z[g + q] = v[0] + v[1], v[0] - v[1]
+            ws = tw[pos : pos + 2 * (r - 1)] if j else None
+            pos += 2 * (r - 1) if j else 0
+            _butterflies(z, j, q, r, half, ws)
         q *= r
+    st = {k: split_twiddle(k, fft_size) for k in range(1, half // 2)}
+    if fused:
+        # the last stage's and the split's twiddles as the fused C reads them
+        lt, q, ws4, pos = last_twiddles(fft_size), half // 4, {}, 0
+        for j in range(1, q // 2):
+            ws4[j], ws4[q - j] = lt[pos : pos + 6], lt[pos + 6 : pos + 12]
+            for i, k in enumerate((j, q + j, q - j, 2 * q - j)):
+                st[k] = lt[pos + 12 + 2 * i : pos + 14 + 2 * i]
+            pos += 20
+        ws4[q // 2] = lt[pos : pos + 6]
+        for i, k in enumerate((q // 2, q, 3 * q // 2)):
+            st[k] = lt[pos + 6 + 2 * i : pos + 8 + 2 * i]
+        for j in range(q):
+            _butterflies(z, j, q, 4, half, ws4[j] if j else None)
+    else:
+        sp = split_twiddles(fft_size)
+        st = {k: sp[2 * k - 2 : 2 * k] for k in range(1, half // 2)}
     power = np.empty(half + 1)
     power[0] = (2 * (z[0].real + z[0].imag)) ** 2
     power[half] = (2 * (z[0].real - z[0].imag)) ** 2
     power[half // 2] = 4 * abs(z[half // 2]) ** 2
-    st = split_twiddles(fft_size)
     for k in range(1, half // 2):
         zk, ym = z[k], np.conj(z[half - k])
         even, odd = zk + ym, -1j * (zk - ym)
-        p = (st[2 * k - 2] - 1j * st[2 * k - 1]) * odd
+        p = (st[k][0] - 1j * st[k][1]) * odd
         power[k] = abs(even + p) ** 2
         power[half - k] = abs(even - p) ** 2
     return power
 
 
+def _butterflies(z: np.ndarray, j: int, q: int, r: int, half: int, c) -> None:
+    """The radix-r butterflies j of span r*q over z, in place; c = (cos, sin) x (r-1) or None
+    (j = 0: untwiddled)."""
+    w = [1.0] * r if c is None else [1.0] + [c[2 * m] - 1j * c[2 * m + 1] for m in range(r - 1)]
+    for g in range(j, half, r * q):
+        v = [z[g + m * q] * w[m] for m in range(r)]
+        if r == 4:
+            t0, t1, t2, t3 = v[0] + v[2], v[0] - v[2], v[1] + v[3], v[1] - v[3]
+            z[g], z[g + q], z[g + 2 * q], z[g + 3 * q] = (
+                t0 + t2, t1 - 1j * t3, t0 - t2, t1 + 1j * t3)
+        else:
+            z[g], z[g + q] = v[0] + v[1], v[0] - v[1]
+
+
 def stage_plan(half: int) -> tuple[list[dict], int | None]:
-    """([{span, q, groups, tw}] of the radix-4 stages after the first, offset of the radix-2
-    stage's twiddles or None): what the template prints one function per stage for."""
+    """([{span, q, groups, tw}] of the radix-4 stages after the first but a fused last one,
+    offset of the radix-2 stage's twiddles or None): what the template prints one function per
+    stage for."""
     stages, tw, q = [], 0, 4
     radix2 = None
-    for r in radices(half)[1:]:
+    rs = radices(half)[1:]
+    if fused_last_stage(half):
+        rs = rs[:-1]
+    for r in rs:
         if r == 4:
             stages.append({"span": 4 * q, "q": q, "groups": half // (4 * q), "tw": tw})
         else:
@@ -222,6 +297,8 @@ def context(params: FeatureParams) -> dict:
         "half_fft": half,
         "mel_weight_count": len(weights),
         "mel_plan": mel_plan(params),
+        "log_c3": c_float(LOG_SERIES[0]),
+        "log_c5": c_float(LOG_SERIES[1]),
         "stage_twiddle_count": len(stage_twiddles(half)),
         "radix4_stages": radix4_stages,
         "first_full": first_stage_full(params),
@@ -229,6 +306,11 @@ def context(params: FeatureParams) -> dict:
         "window_rows": float_rows(window_table(params)),
         "first_dst_rows": int_rows(first_stage_dst(half)),
         "stage_twiddle_rows": float_rows(stage_twiddles(half)),
+        "fused_last": fused_last_stage(half),
+        "last_q": half // 4,
+        "last_twiddle_count": len(last_twiddles(params.fft_size)) if fused_last_stage(half) else 0,
+        "last_twiddle_rows": (float_rows(last_twiddles(params.fft_size))
+                              if fused_last_stage(half) else []),
         "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
         "mel_first_rows": int_rows(first),
         "mel_count_rows": int_rows(count),

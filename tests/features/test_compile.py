@@ -34,6 +34,9 @@ OTHER_PARAMS = {
     "radix2_stage": FeatureParams(fft_size=1024, window_ms=64.0),
     "short_window": FeatureParams(fft_size=1024, window_ms=40.0),  # no full first-stage inputs
     "smallest_fft": FeatureParams(fft_size=16, window_ms=1.0, hop_ms=0.5, mel_bands=4),
+    # the smallest last stage fused with the split (16 complex points, q = 4): no other stages
+    "smallest_fused": FeatureParams(fft_size=32, window_ms=2.0, hop_ms=1.0, mel_bands=4),
+    "large_fused": FeatureParams(fft_size=2048, window_ms=100.0),  # 1024 points, q = 256
 }
 
 

@@ -129,6 +129,7 @@ def test_fft_plan_is_the_real_fft(fft_size):
     {"fft_size": 1024, "window_ms": 64.0, "hop_ms": 20.0},  # 512 points: radix 4, 4, 4, 4, 2
     {"fft_size": 1024, "window_ms": 40.0, "hop_ms": 20.0},  # a quarter of the FFT and more is padding
     {"window_ms": 30.0625, "hop_ms": 20.0},  # odd window: the padding starts mid pair
+    {"fft_size": 128, "window_ms": 8.0, "hop_ms": 4.0, "mel_bands": 16},  # 64 points, fused q = 16
 ])
 def test_other_fft_sizes_and_windows_match_librosa(values):
     from kws.features.native import CFeatures
@@ -140,3 +141,14 @@ def test_other_fft_sizes_and_windows_match_librosa(values):
         ref, dev = reference.log_mel(x, p), c.log_mel(x)
         assert dev.shape == ref.shape == (p.frames_for(SR), p.mel_bands)
         assert_close(ref, dev, f"{name}, {values}")
+
+
+def test_log_series_fit_bound():
+    """ctables.LOG_SERIES: 2t + t^3 (c3 + c5 t^2) is within 4e-8 of 2 atanh(t) = log((1+t)/(1-t))
+    on |t| <= (sqrt 2 - 1) / (sqrt 2 + 1), the range the C log reduces to."""
+    from kws.features import ctables
+
+    c3, c5 = (float(np.float32(c)) for c in ctables.LOG_SERIES)
+    t = np.linspace(0.0, (np.sqrt(2) - 1) / (np.sqrt(2) + 1), 100001)
+    err = np.abs(2 * t + t**3 * (c3 + c5 * t**2) - 2 * np.arctanh(t))
+    assert err.max() < 4e-8
