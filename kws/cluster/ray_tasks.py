@@ -12,6 +12,7 @@ when it starts, and a training's memory goes back to the node when the task ends
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,10 +24,13 @@ NO_RAY = ("Ray is not installed in this environment: `pip install 'ray>=2.9'` (k
           "install, `pip install -e '.[dev]'`, includes it)")
 
 
-def import_ray():
+def import_ray(local: bool = False):
     """Ray with usage statistics off: set before the import, so nothing is ever reported
-    off the machine by Ray itself."""
+    off the machine by Ray itself. For a local instance (the first import in this process),
+    Ray's single-machine mode: every address it opens is on 127.0.0.1, none on the network."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
@@ -38,7 +42,7 @@ def import_ray():
 def session(address: str | None = None, cpus: int | None = None) -> Iterator[Any]:
     """ray, initialised: a local instance of `cpus` cores (default: all) or the cluster at
     `address`; shut down at the end unless it was running before."""
-    ray = import_ray()
+    ray = import_ray(local=not address)
     if ray.is_initialized():
         yield ray
         return
