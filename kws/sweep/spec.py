@@ -58,6 +58,13 @@ class SweepSpec(Frozen):
 def load_spec(path: Path) -> tuple[SweepSpec, Path | None]:
     """The spec and its base config path (resolved next to the sweep file)."""
     spec = build(SweepSpec, read_config_file(path), source=str(path))
+    from kws.codegen.project import resolve_board
+
+    for board in spec.boards:  # before anything trains, not when the report is drawn
+        try:
+            resolve_board(board)
+        except KwsError as exc:
+            raise KwsError(f"{path}: boards.{board}: {exc}") from None
     base = None
     if spec.config:
         base = Path(spec.config)
