@@ -47,7 +47,7 @@ def fold_dataset(dataset: Dataset, fold: int, folds: int) -> Dataset:
     return Dataset(dataset.config, dataset.roots, clips, dataset.noise_files, list(dataset.problems))
 
 
-def _fold_task(roots, config, base, fold, folds, threads, seed) -> dict:
+def fold_task(roots, config, base, fold, folds, threads, seed) -> dict:
     """One Ray task: run_fold with its CPUs as TensorFlow's threads, tagged with its seed."""
     return {**run_fold(roots, config, base, fold, folds, threads), "seed": seed}
 
@@ -92,13 +92,11 @@ def run_fold(roots: Sequence[Path], config: TrainConfig, base: Dataset, fold: in
 
 
 def run_key(config: TrainConfig, fold: int, folds: int, seed: int) -> str:
-    """The name of one fold's training in a results file: the same settings give the same key,
-    so --resume skips exactly the trainings already done."""
-    import json
+    """The name of one fold's training in a results file."""
+    from kws.cluster.results import settings_digest
 
-    settings = json.dumps(config.model_copy(update={"seed": seed}).model_dump(mode="json"),
-                          sort_keys=True)
-    return f"cv-{hashlib.sha1(settings.encode()).hexdigest()[:12]}-fold{fold}of{folds}-seed{seed}"
+    digest = settings_digest(config.model_copy(update={"seed": seed}))
+    return f"cv-{digest}-fold{fold}of{folds}-seed{seed}"
 
 
 def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
@@ -137,8 +135,7 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
     failures: list[dict] = []
 
     def finished(task: Task, row: dict | None, error: str | None) -> None:
-        store.append({"key": task.key, "settings": task.settings,
-                      **({"result": row} if row is not None else {"error": error})})
+        store.record(task.key, task.settings, row, error)
         if row is None:
             failures.append({**task.settings, "error": error})
             log(f"cv fold {task.settings['fold']} seed {task.settings['seed']} FAILED: {error}")
@@ -156,7 +153,7 @@ def cross_validate(roots: Sequence[Path], config: TrainConfig, folds: int = 5,
                 rows.append(done_rows[key]["result"])
                 log(f"cv fold {k} seed {s}: done before (resumed from {results})")
                 continue
-            tasks.append(Task(key, {"fold": k, "seed": s}, _fold_task,
+            tasks.append(Task(key, {"fold": k, "seed": s}, fold_task,
                               (roots, config_for[s], base, k, folds, cpus_per_task, s)))
     local_cpus = None if jobs is None else jobs * cpus_per_task
     run_tasks(tasks, finished, cpus_per_task=cpus_per_task, address=address, cpus=local_cpus)

@@ -6,11 +6,19 @@ them back and skips the runs that succeeded (failed runs are tried again).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 from kws.errors import KwsError
+
+
+def settings_digest(config) -> str:
+    """12 hex digits naming a training's full settings (a pydantic model): the same settings,
+    the same name, so --resume matches exactly the trainings already done."""
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 class ResultLog:
@@ -53,6 +61,13 @@ class ResultLog:
                            "another output folder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch()
+
+    def record(self, key: str, settings: dict, result: dict | None, error: str | None) -> dict:
+        """Append one finished task (its result, or its error) and return the row."""
+        row = {"key": key, "settings": settings,
+               **({"result": result} if result is not None else {"error": error})}
+        self.append(row)
+        return row
 
     def append(self, row: dict) -> None:
         if self.path is None:

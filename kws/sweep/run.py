@@ -21,7 +21,7 @@ from kws.sweep.spec import SweepSpec, point_config, point_key, points
 def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: Sequence[Path],
          threads: int, source: str, out: Path) -> list[Task]:
     """The tasks of every point (a point's settings are checked here, before anything runs)."""
-    from kws.crossval import _fold_task
+    from kws.crossval import fold_task
     from kws.data.dataset import index_folders
     from kws.sweep.point import cost_only, train_point
 
@@ -41,7 +41,7 @@ def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: 
             indexed[data_key] = index_folders(list(roots), config.data, train_only=list(train_only))
         for fold in range(spec.folds):
             tasks.append(Task(point_key(config, f"-fold{fold}of{spec.folds}"),
-                              {"point": point, "part": f"fold {fold}"}, _fold_task,
+                              {"point": point, "part": f"fold {fold}"}, fold_task,
                               (list(roots), config, indexed[data_key], fold, spec.folds, threads,
                                config.seed)))
         tasks.append(Task(point_key(config, "-cost"), {"point": point, "part": "cost"}, cost_only,
@@ -50,10 +50,10 @@ def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: 
 
 
 def _recost_task(task: Task, result: dict, roots: Sequence[Path], spec: SweepSpec,
-                 threads: int) -> Task:
+                 base: Path | None, threads: int) -> Task:
     from kws.sweep.point import recost_point
 
-    config = task.args[2] if task.settings["part"] == "train" else task.args[1]
+    config = point_config(spec, base, task.settings["point"])
     return Task(task.key, task.settings, recost_point,
                 (result, list(roots), config, list(spec.boards), threads))
 
@@ -74,7 +74,8 @@ def run_sweep(spec: SweepSpec, base: Path | None, roots: Sequence[Path],
     done = store.done() if resume or recost else {}
     todo = [t for t in tasks if t.key not in done]
     if recost:
-        todo = [_recost_task(t, done[t.key]["result"], roots, spec, cpus_per_task) for t in tasks
+        todo = [_recost_task(t, done[t.key]["result"], roots, spec, base, cpus_per_task)
+                for t in tasks
                 if t.key in done and t.settings["part"] in ("train", "cost")]
         done = {k: r for k, r in done.items() if k not in {t.key for t in todo}}
     if done:
@@ -85,10 +86,7 @@ def run_sweep(spec: SweepSpec, base: Path | None, roots: Sequence[Path],
         log(f"sweep: measuring the costs of {len(todo)} points again (no training)")
 
     def finished(task: Task, result: dict | None, error: str | None) -> None:
-        row = {"key": task.key, "settings": task.settings,
-               **({"result": result} if result is not None else {"error": error})}
-        store.append(row)
-        rows.append(row)
+        rows.append(store.record(task.key, task.settings, result, error))
         what = f"{json.dumps(task.settings['point'])} {task.settings['part']}"
         log(f"sweep: {what}: " + (f"FAILED: {error}" if error else "done"))
         write_report(spec, rows, out)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import random
@@ -108,5 +107,6 @@ def point_config(spec: SweepSpec, base: Path | None, point: dict[str, Any],
 
 def point_key(config: TrainConfig, part: str = "") -> str:
     """Stable name of a training in the results file: digest of its full settings."""
-    text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
-    return f"sweep-{hashlib.sha1(text.encode()).hexdigest()[:12]}{part}"
+    from kws.cluster.results import settings_digest
+
+    return f"sweep-{settings_digest(config)}{part}"
