@@ -351,6 +351,10 @@ def sweep(
     from kws.sweep.spec import load_spec
 
     spec, base = load_spec(spec_file)
+    if address and address != "auto":
+        from kws.cluster.ray_tasks import check_address
+
+        check_address(address)  # before a results file is started
     roots, source = default_data_roots(data_dirs or [])
     if not roots:
         raise KwsError(NO_DATA)
