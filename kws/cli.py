@@ -139,7 +139,7 @@ def train_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Train the GRU, export the int8 step model and write the bundle to --out."""
-    from kws.run import train_run
+    from kws.commands.train import train_run
 
     report = train_run(out_dir, data_dirs or [], config, epochs, units, set_ or [], resume, force,
                        err, train_only=train_only or [])
@@ -160,7 +160,7 @@ def eval_cmd(
     """Score the 1 s clips of a folder with one backend of a model bundle."""
     import numpy as np
 
-    from kws.evaluate import evaluate
+    from kws.evaluation.evaluate import evaluate
 
     result, logits = evaluate(model, data_dirs, backend, split=split, report=_warn, board=board)
     if dump is not None:
@@ -204,7 +204,7 @@ def bench(
             raise KwsError(f"{table}: not a readable `kws bench --json` file ({exc})") from None
         sys.stdout.write(markdown(saved))
         return
-    from kws.bench import PARTS, run_all
+    from kws.commands.bench import PARTS, run_all
     from kws.model.config import load_train_config, parse_set
 
     chosen = None
@@ -309,7 +309,7 @@ def stream(
 ) -> None:
     """Send a WAV as framed PCM to a board with serial audio; print what the board hears."""
     from kws.codegen.project import resolve_board
-    from kws.stream import stream_wav
+    from kws.commands.serial_send import stream_wav
 
     b = resolve_board(board)
     if b.audio.source != "serial":
@@ -325,7 +325,7 @@ def demo(
 ) -> None:
     """End to end: data -> features -> training -> int8 model -> firmware built by PlatformIO and
     run in QEMU on a recording, with a short summary."""
-    from kws.demo import run_demo
+    from kws.commands.demo import run_demo
 
     run_demo(data_dirs or [], out, err)
 
@@ -346,7 +346,7 @@ def sweep(
     """Train every point of a grid or random search over settings as Ray tasks; write a table,
     JSON and a PNG of accuracy against cost on each board's chip, naming the best per board."""
     from kws.data.dataset import default_data_roots
-    from kws.run import NO_DATA
+    from kws.commands.train import NO_DATA
     from kws.sweep.run import run_sweep
     from kws.sweep.spec import load_spec
 

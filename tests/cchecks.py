@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from kws.codegen.host_build import NUMERICS, WARNINGS
-from kws.codegen.targets import CORE_FLAGS, CROSS_CC
+from kws.csource.host_build import NUMERICS, WARNINGS
+from kws.csource.targets import CORE_FLAGS, CROSS_CC
 
 STRICT = ("-std=c99", "-O2", *WARNINGS, *NUMERICS, "-Wshadow", "-Wconversion", "-Wdouble-promotion")
 

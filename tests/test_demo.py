@@ -1,6 +1,6 @@
 """What `make demo` reports it heard: each said word matched once, everything else counted."""
 
-from kws.demo import heard_words
+from kws.commands.demo import heard_words
 
 SAID = [{"word": "yes", "start_s": 0.5}, {"word": "up", "start_s": 3.5},
         {"word": "go", "start_s": 11.0}]

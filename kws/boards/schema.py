@@ -37,7 +37,7 @@ class BoardRuleError(ValueError):
 
 
 def known_cores() -> tuple[str, ...]:
-    from kws.codegen.targets import CORE_FLAGS
+    from kws.csource.targets import CORE_FLAGS
 
     return tuple(CORE_FLAGS)
 
@@ -238,7 +238,7 @@ class Board(Frozen):
         return self
 
     def _check_machine(self, qemu: Qemu) -> None:
-        from kws.emulate.qemu import MACHINES
+        from kws.csource.machines import MACHINES
 
         machine = MACHINES.get(self.core)
         if machine is None:

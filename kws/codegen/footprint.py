@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kws.codegen.host_build import NUMERICS, WARNINGS, cache_dir
-from kws.codegen.targets import CROSS_CC, core_flags
+from kws.csource.host_build import NUMERICS, WARNINGS, cache_dir
+from kws.csource.targets import CROSS_CC, core_flags
 from kws.errors import KwsError
 
 CROSS_SIZE = "arm-none-eabi-size"

@@ -17,18 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kws.codegen import footprint
-from kws.codegen.render import render, write_tree
-from kws.codegen.targets import arduino_mbed_float_flags
+from kws.codegen.tflm_model import TFLM_LIBRARY, TFLM_LIBRARY_NAME
+from kws.csource.render import render, write_tree
+from kws.csource.targets import arduino_mbed_float_flags
 from kws.errors import KwsError
-from kws.evaluate import Bundle, load_bundle
+from kws.export.read import Bundle, load_bundle
 
 BACKENDS = ("native", "tflm")
 GENERATED_LIST = ".kws-generated"
-# The TFLite Micro Arduino library, pinned to one commit (TFLM publishes no versioned
-# PlatformIO package). Only the tflm backend depends on it.
-TFLM_LIBRARY = ("https://github.com/tensorflow/tflite-micro-arduino-examples.git"
-                "#f14e2f4808b2e97405e2f0f8f05b5413456e68e5")
-TFLM_LIBRARY_NAME = "tflite-micro-arduino-examples@" + TFLM_LIBRARY.rsplit("#", 1)[1][:8]
 # Flash of the TFLM interpreter + the kernels of our op list, without the model (DESIGN.md:
 # the whole TFLM build of the GRU-64 step model is 113 KB, of which the model is ~31-38 KB).
 TFLM_RUNTIME_FLASH = 80 * 1024
@@ -137,7 +133,7 @@ def _glue_sources(board, digest: str, sample_rate_hz: int) -> dict[str, str]:
     ctx = {"board_id": board.id, "audio_source": board.audio.source,
            "sample_rate_hz": sample_rate_hz, "frame_samples": board.audio.block_samples}
     if board.is_emulated:
-        from kws.emulate.qemu import harness_sources
+        from kws.csource.machines import harness_sources
 
         return {**harness_sources(board.core, digest),
                 "main.c": render("project/qemu_main.c.j2", ctx, digest)}

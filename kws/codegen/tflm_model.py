@@ -3,9 +3,15 @@ the stock TensorFlow Lite Micro interpreter, the op resolver taken from the mode
 
 from __future__ import annotations
 
-from kws.codegen.carrays import c_float, int_rows
-from kws.codegen.render import render
+from kws.csource.carrays import c_float, int_rows
+from kws.csource.render import render
 from kws.errors import KwsError
+
+# The TFLite Micro Arduino library, pinned to one commit (TFLM publishes no versioned
+# PlatformIO package). Only the tflm backend depends on it.
+TFLM_LIBRARY = ("https://github.com/tensorflow/tflite-micro-arduino-examples.git"
+                "#f14e2f4808b2e97405e2f0f8f05b5413456e68e5")
+TFLM_LIBRARY_NAME = "tflite-micro-arduino-examples@" + TFLM_LIBRARY.rsplit("#", 1)[1][:8]
 
 
 def resolver_method(op: str) -> str:
@@ -18,7 +24,6 @@ def resolver_method(op: str) -> str:
 def context(bundle) -> dict:
     import numpy as np
 
-    from kws.codegen.project import TFLM_LIBRARY_NAME
     from kws.native.interpret import NativeReference
 
     m = bundle.manifest

@@ -109,8 +109,8 @@ def board_cost(model_dir: Path, board_id: str, wav: Path | None) -> dict:
     the measured firmware run. Real boards use the QEMU machine of their core, with the float
     flags their real build uses (softfp on the Arduino mbed M4F/M7)."""
     from kws.codegen.project import real_float_flags, resolve_board
-    from kws.emulate.qemu import MACHINES
-    from kws.evaluate import load_bundle
+    from kws.csource.machines import MACHINES
+    from kws.export.read import load_bundle
 
     bundle = load_bundle(Path(model_dir))
     board = resolve_board(board_id)
@@ -139,7 +139,7 @@ def core_report(core: str, bundle=None, reference_tflite: bytes | None = None) -
     GRU-64 step (kws.emulate.reference_model) per step and per MAC, against TFLM + CMSIS-NN's
     step on the M4, and what a GRU-64 / 20 ms firmware would cost per second with this front end
     and recognizer."""
-    from kws.codegen.targets import has_dsp
+    from kws.csource.targets import has_dsp
     from kws.emulate.bench import features_cost, model_cost
     from kws.emulate.reference_model import TFLM_CMSIS_NN_GRU64_STEP
     from kws.features.params import FeatureParams

@@ -47,7 +47,7 @@ class Firmware:
 def build(model_dir: Path, board_id: str) -> Firmware:
     """Generate the board's project files in memory and build them into an ELF (cached)."""
     from kws.codegen import project
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
 
     bundle = load_bundle(Path(model_dir))
     board = project.resolve_board(board_id)

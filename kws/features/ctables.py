@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kws.codegen.carrays import c_float, float_rows, int_rows
-from kws.codegen.render import render
+from kws.csource.carrays import c_float, float_rows, int_rows
+from kws.csource.render import render
 from kws.features import reference
 from kws.features.params import FeatureParams
 

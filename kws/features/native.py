@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from kws.codegen.host_build import build_shared
+from kws.csource.host_build import build_shared
 from kws.features import ctables
 from kws.features.params import FeatureParams
 

@@ -34,7 +34,7 @@ class DistillConfig(Frozen):
 class StreamTrainConfig(Frozen):
     """Streaming training (`enabled`): the GRU learns on long synthetic streams of training
     clips with one state that is never reset (truncated BPTT, the state carried from chunk to
-    chunk and stream to stream), with a target at every frame. See kws/data/sequences.py for
+    chunk and stream to stream), with a target at every frame. See kws/model/sequences.py for
     how a stream and its frame targets are made and kws/model/stream_train.py for the loop."""
 
     enabled: bool = Field(True, description="train on streams (one state, a decision every "

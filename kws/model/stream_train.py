@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from kws.data.sequences import UNKNOWN, StreamMaker, TrainStream, word_bank
+from kws.model.sequences import UNKNOWN, StreamMaker, TrainStream, word_bank
 from kws.errors import KwsError
 from kws.model import gru
 from kws.model.config import TrainConfig

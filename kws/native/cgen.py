@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws.codegen.carrays import c_float, int_rows
-from kws.codegen.render import render
+from kws.csource.carrays import c_float, int_rows
+from kws.csource.render import render
 from kws.errors import KwsError
 from kws.native import ops as native_ops
 from kws.native import special

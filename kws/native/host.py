@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from kws.codegen.host_build import build_shared
+from kws.csource.host_build import build_shared
 from kws.errors import KwsError
 from kws.export.tflm import _StepModel
 from kws.native import cgen

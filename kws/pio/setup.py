@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kws import templates_dir
-from kws.codegen.host_build import cache_dir
+from kws.csource.host_build import cache_dir
 from kws.errors import KwsError
 from kws.pio.run import packages_dir, pio_env, pio_executable
 

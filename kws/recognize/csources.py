@@ -7,8 +7,8 @@ TFLM backend's header with the same API). Every number is prepared here; the tem
 
 from __future__ import annotations
 
-from kws.codegen.carrays import int_rows
-from kws.codegen.render import render
+from kws.csource.carrays import int_rows
+from kws.csource.render import render
 from kws.errors import KwsError
 from kws.recognize.recognizer import RecognizerConfig
 from kws.recognize.stream import Schedule

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from kws.codegen.host_build import build_shared
+from kws.csource.host_build import build_shared
 from kws.errors import KwsError
 from kws.recognize.csources import core_sources, recognizer_sources
 from kws.recognize.recognizer import RecognizerConfig

@@ -26,10 +26,10 @@ from typing import Sequence
 import numpy as np
 
 from kws.errors import KwsError
+from kws.recognize.schedule import UINT32_MASK, Schedule
 
 Q15_ONE = 1 << 15
 EXP_ONE = 65535
-UINT32_MASK = 0xFFFFFFFF
 MAX_WINDOW = 65535  # N * 32768 per-label sums must fit uint32
 MAX_LABELS = 32767  # L * 65535 exp sums must fit uint32; label indices fit an int
 
@@ -103,8 +103,6 @@ class RecognizerConfig:
 
     @classmethod
     def from_manifest(cls, manifest) -> "RecognizerConfig":
-        from kws.recognize.stream import Schedule
-
         period = Schedule.from_manifest(manifest).decision_period_ms
         rp = manifest.recognizer
         return cls.build(manifest.labels, manifest.logits_quant.scale,

@@ -42,7 +42,7 @@ def _snrs(text: str) -> tuple[float, ...]:
 
 def _dataset(bundle, data: list[Path] | None):
     from kws.data.dataset import default_data_roots, index_folders
-    from kws.evaluate import data_config
+    from kws.export.read import data_config
 
     roots, _ = default_data_roots(data or [])
     if not roots:
@@ -105,7 +105,7 @@ def eval_cmd(
 ) -> None:
     """Build the split's streams, run the device pipeline, score at the manifest's settings
     (and, with --drop-blocks / --drift-ppm, again under those impairments)."""
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
     from kws.recognize.recognizer import RecognizerConfig
     from kws.streams.build import SuiteSpec
     from kws.streams.score import false_accept_causes, sweep, tally
@@ -189,7 +189,7 @@ def health_cmd(
 ) -> None:
     """Hours of keyword-free audio as ONE stream: false accepts per hour over time and how often
     the int8 state sits at its limits (a state that drifts into false accepts is a defect)."""
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
     from kws.streams.health import state_health
 
     if split not in ("validation", "test", "train"):
@@ -231,7 +231,7 @@ def compare_cmd(
 ) -> None:
     """Bundles on the same streams: pooled and per-keyword FRR at 0.5 / 1 / 2 / 5 FA/h (each at
     its own recognizer, threshold swept), cost per second of audio, flash and RAM."""
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
     from kws.report.roc import roc_png
     from kws.streams.build import SuiteSpec
     from kws.streams.compare import beats_everywhere, compare
@@ -291,7 +291,7 @@ def tune_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Pick K and the recognizer settings on validation streams; score the choice on test."""
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
     from kws.streams.build import SuiteSpec
     from kws.streams.tune import apply_tuning, tune
 

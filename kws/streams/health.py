@@ -58,12 +58,12 @@ def state_health(bundle, dataset, split: str, minutes: float, snrs_db: Sequence[
                  progress: Callable[[str], None] = lambda _m: None) -> dict:
     """False accepts per hour and int8 state statistics over `minutes` of keyword-free audio
     of `split` heard as one stream, overall and for each of `parts` equal stretches of time."""
+    from kws.evaluation import backends
     from kws.recognize.recognizer import RecognizerConfig
-    from kws.recognize.stream import StreamRunner
     from kws.streams.tune import is_continuous
 
     manifest = bundle.manifest
-    runner = StreamRunner(manifest, bundle.tflite)
+    runner = backends.get("native", bundle).stream_runner()
     continuous = is_continuous(manifest)
     config = RecognizerConfig.from_manifest(manifest)
     hop_ms = manifest.features.hop_ms

@@ -170,10 +170,10 @@ def collect(bundle, dataset, split: str, ks: Sequence[int], spec: SuiteSpec = Su
     `impairment` (kws.streams.impair) each stream loses blocks / drifts before the device
     pipeline hears it."""
     from kws.streams.impair import apply
-    from kws.recognize.stream import StreamRunner
+    from kws.evaluation import backends
 
     ks = ks_for(bundle.manifest, ks) if is_continuous(bundle.manifest) else ks
-    runner = StreamRunner(with_resets(bundle.manifest, max(ks)), bundle.tflite)
+    runner = backends.get("native", bundle).stream_runner(with_resets(bundle.manifest, max(ks)))
     runs: dict[int, list[StreamRun]] = {k: [] for k in ks}
     clips: set[str] = set()
     kw_clips: set[str] = set()

@@ -48,8 +48,8 @@ def train_point(roots: Sequence[Path], train_only: Sequence[Path], config: Train
     looked at while choosing a setting) with the board costs."""
     # kws.model first: it sets TensorFlow's environment (oneDNN off) before TF loads
     from kws.export.bundle import export_bundle, int8_logits
-    from kws.export.tflm import TflmStepModel
-    from kws.evaluate import load_bundle
+    from kws.evaluation import backends
+    from kws.export.read import load_bundle
     from kws.model.fit import fit
     from kws.model.prepare import prepare
 
@@ -60,7 +60,7 @@ def train_point(roots: Sequence[Path], train_only: Sequence[Path], config: Train
     run_dir.mkdir(parents=True, exist_ok=True)
     result = fit(prep, config, run_dir)
     manifest, _ = export_bundle(run_dir, prep, config, result)
-    q = int8_logits(TflmStepModel(load_bundle(run_dir).tflite), val.features,
+    q = int8_logits(backends.get("tflm", load_bundle(run_dir)).step_model(), val.features,
                     manifest.input_quant)
     float_pred = np.asarray(result.model.model.predict(val.features, verbose=0)).argmax(1)
     costs = board_costs(run_dir, boards)

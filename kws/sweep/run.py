@@ -1,7 +1,7 @@
 """`kws sweep`: every point of a SweepSpec as Ray tasks, results kept as they arrive.
 
 score: validation -> one task per point (train, export, int8 accuracy on the validation
-speakers, board costs). score: cv -> one task per fold of every point (kws.crossval) and one
+speakers, board costs). score: cv -> one task per fold of every point (kws.evaluation.crossval) and one
 cost task per point. Rows go to OUT/results.jsonl the moment a task ends; the table, JSON and
 PNG (kws.sweep.report) are written from whatever finished, also after a failure or Ctrl-C.
 """
@@ -21,7 +21,7 @@ from kws.sweep.spec import SweepSpec, point_config, point_key, points
 def plan(spec: SweepSpec, base: Path | None, roots: Sequence[Path], train_only: Sequence[Path],
          threads: int, source: str, out: Path) -> list[Task]:
     """The tasks of every point (a point's settings are checked here, before anything runs)."""
-    from kws.crossval import fold_task
+    from kws.evaluation.crossval import fold_task
     from kws.data.dataset import index_folders
     from kws.sweep.point import cost_only, train_point
 

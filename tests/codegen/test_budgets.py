@@ -15,7 +15,7 @@ import pytest
 
 import kws
 from kws.codegen import project
-from kws.codegen.targets import CROSS_CC
+from kws.csource.targets import CROSS_CC
 from kws.export.manifest import write_manifest
 from kws.model.config import load_train_config
 from tests.bundle_factory import LABELS12, make_manifest

@@ -12,7 +12,7 @@ import pytest
 
 from kws.boards import load_by_id
 from kws.codegen import project
-from kws.codegen.targets import CORE_FLAGS, CROSS_CC
+from kws.csource.targets import CORE_FLAGS, CROSS_CC
 from kws.errors import KwsError
 from tests.bundle_factory import write_bundle
 
@@ -197,7 +197,7 @@ def test_tflm_refuses_per_channel_fully_connected_weights(bundle, tmp_path, boar
 
 
 def test_per_channel_check_reads_the_weight_quantization(bundle, per_tensor_bundle):
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
 
     labels = project.per_channel_fully_connected(load_bundle(bundle).tflite)
     assert labels and all(label.startswith("FULLY_CONNECTED (op ") for label in labels)
@@ -249,7 +249,7 @@ def test_arduino_glue_compiles_against_stub_headers(bundle, tmp_path, board):
 
 
 def test_writes_only_inside_the_output_folder(tmp_path):
-    from kws.codegen.render import write_tree
+    from kws.csource.render import write_tree
 
     with pytest.raises(KwsError, match="escapes the output folder"):
         write_tree(tmp_path / "out", {"../evil.c": "x"})

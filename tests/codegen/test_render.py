@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from kws.codegen import render
-from kws.codegen.carrays import c_float, float_rows
+from kws.csource import render
+from kws.csource.carrays import c_float, float_rows
 from kws.errors import KwsError
 from kws.features import ctables
 from kws.features.params import FeatureParams

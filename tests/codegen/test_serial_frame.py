@@ -1,5 +1,5 @@
 """Framed serial PCM: the C parser the serial-audio boards run (host build) accepts exactly the
-frames kws/stream.py sends, drops corrupted or oversized ones into a bounded buffer, and
+frames kws/commands/serial_send.py sends, drops corrupted or oversized ones into a bounded buffer, and
 resynchronizes; CRC equal on both sides."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import ctypes
 import numpy as np
 import pytest
 
-from kws.codegen.host_build import build_shared
-from kws.codegen.render import render
-from kws.stream import crc16_ccitt, frame, frames
+from kws.csource.host_build import build_shared
+from kws.csource.render import render
+from kws.commands.serial_send import crc16_ccitt, frame, frames
 
 MAX = 64
 

@@ -29,9 +29,11 @@ import pytest
 
 from kws.boards import load_by_id
 from kws.codegen import project, tflm_model
-from kws.codegen.targets import CORE_FLAGS, CROSS_CC
+from kws.csource.targets import CORE_FLAGS, CROSS_CC
 from kws.errors import KwsError
-from kws.evaluate import Bundle, device_frames, int8_clip_logits, load_bundle
+from kws.evaluation import backends
+from kws.evaluation.backends import device_frames
+from kws.export.read import Bundle, load_bundle
 from tests.bundle_factory import write_bundle
 
 pytestmark = pytest.mark.slow
@@ -292,7 +294,7 @@ def test_per_tensor_logits_equal_native_on_real_clips(library, bundles, tmp_path
     project.check_compatible(bundle, load_by_id("nano33"), "tflm")  # not refused
     exe = build_driver(library, bundle, tmp_path)
     frames = device_frames(bundle, real_clips(REAL_CLIPS))
-    expected = int8_clip_logits(bundle, "native", frames)
+    expected = backends.get("native", bundle).run_frames(frames)
     got = arduino_logits(exe, frames, len(bundle.manifest.labels))
     record_property("clips", len(frames))
     assert len(np.unique(expected)) > 50  # logits that vary: a meaningful comparison
@@ -305,7 +307,7 @@ def test_per_tensor_logits_equal_native_on_all_int8_codes(library, bundles, tmp_
     bundle = bundles.per_tensor
     exe = build_driver(library, bundle, tmp_path)
     frames = int8_frames(bundle, 64, seed=11)
-    expected = int8_clip_logits(bundle, "native", frames)
+    expected = backends.get("native", bundle).run_frames(frames)
     assert arduino_logits(exe, frames, len(bundle.manifest.labels)).tobytes() == \
         expected.tobytes()
 
@@ -319,8 +321,8 @@ def test_per_channel_logits_differ_at_the_pinned_commit(library, bundles, tmp_pa
         project.check_compatible(bundle, load_by_id("nano33"), "tflm")
     exe = build_driver(library, bundle, tmp_path)
     frames = int8_frames(bundle, 64, seed=12)
-    expected = int8_clip_logits(bundle, "native", frames)
-    assert expected.tobytes() == int8_clip_logits(bundle, "tflm", frames).tobytes()
+    expected = backends.get("native", bundle).run_frames(frames)
+    assert expected.tobytes() == backends.get("tflm", bundle).run_frames(frames).tobytes()
     got = arduino_logits(exe, frames, len(bundle.manifest.labels))
     diff = np.abs(got.astype(np.int16) - expected)
     record_property("max_logit_difference", int(diff.max()))

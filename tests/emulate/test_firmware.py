@@ -12,7 +12,8 @@ import pytest
 from kws.data.audio import write_wav
 from kws.data.dataset import shared_speech_commands
 from kws.emulate import firmware
-from kws.evaluate import device_frames, int8_clip_logits, load_bundle
+from kws.evaluation import backends
+from kws.export.read import load_bundle
 from kws.recognize.stream import StreamRunner
 from tests.bundle_factory import write_bundle
 
@@ -80,7 +81,7 @@ def test_decisions_and_clip_logits_equal_the_native_backend(bundle, tmp_path, bo
     b = load_bundle(bundle)
     fw = firmware.build(bundle, board)
     clips = two_clips()
-    native = int8_clip_logits(b, "native", device_frames(b, clips))
+    native = backends.get("native", b).run_clips(clips)
     assert np.array_equal(firmware.clip_logits(fw, clips), native)
     wav = tmp_path / "s.wav"
     audio = stream_audio()
@@ -137,5 +138,5 @@ def test_continuous_firmware_decides_every_n_frames_like_the_mirror(tmp_path, de
     assert [(d["label"]) for d in run.detections] == \
         [b.manifest.labels[i] for i, _, _ in mirror.detections]
     clips = two_clips()
-    native = int8_clip_logits(b, "native", device_frames(b, clips))
+    native = backends.get("native", b).run_clips(clips)
     assert np.array_equal(firmware.clip_logits(fw, clips), native)

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from kws.demo import SHIPPED_BUNDLE
+from kws.commands.demo import SHIPPED_BUNDLE
 from kws.emulate import bench, qemu
 from kws.features.params import FeatureParams
 
@@ -82,7 +82,7 @@ def test_bench_reports_its_stack_high_water():
 
 
 def test_recognizer_cost_of_the_default_bundle():
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
 
     manifest = load_bundle(SHIPPED_BUNDLE).manifest
     cost = bench.recognizer_cost(manifest, CORE)

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from kws.codegen.targets import CORE_FLAGS
+from kws.csource.targets import CORE_FLAGS
 from kws.emulate import bench, qemu
 from kws.errors import KwsError
 from kws.features.params import FeatureParams
@@ -116,7 +116,7 @@ def test_real_board_float_abi_runs_and_computes_the_same(small_model, core):
     """Real Arduino mbed boards build with -mfloat-abi=softfp (project.real_build_flags): the
     bench in QEMU with those flags links the softfp C library, runs, and gives the same
     feature and model checksums as the host; costs of real boards are measured this way."""
-    from kws.codegen.targets import arduino_mbed_float_flags
+    from kws.csource.targets import arduino_mbed_float_flags
 
     flags = arduino_mbed_float_flags(core)
     assert flags[0] == "-mfloat-abi=softfp"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kws.codegen.targets import CORE_FLAGS
+from kws.csource.targets import CORE_FLAGS
 from kws.features import ctables
 from kws.features.params import FeatureParams
 from tests.cchecks import compile_strict, cpp_accepts

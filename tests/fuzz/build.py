@@ -79,7 +79,7 @@ def model_bytes() -> bytes:
 def sources() -> dict[str, str]:
     """{file name: text} of every rendered C file the harnesses link."""
     sys.path.insert(0, str(REPO))
-    from kws.codegen.render import render
+    from kws.csource.render import render
     from kws.features import ctables
     from kws.features.params import FeatureParams
     from kws.native import cgen

@@ -61,7 +61,7 @@ def tiny_run(tiny_data, tmp_path_factory):
     """One tiny model trained and exported through the same code path as `kws train`."""
     from rich.console import Console
 
-    from kws.run import train_run
+    from kws.commands.train import train_run
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     sets = [f"{k}={v}" for k, v in TINY.items() if k not in ("epochs", "model.units")]

@@ -3,7 +3,7 @@
 from collections import defaultdict
 
 from kws.config import DataConfig
-from kws.crossval import fold_dataset
+from kws.evaluation.crossval import fold_dataset
 from kws.data.dataset import index_folders
 
 
@@ -40,7 +40,7 @@ def test_train_only_folders_stay_in_training(tiny_data, tmp_path):
 def test_folds_side_by_side_score_each_requested_fold(tiny_data, tiny_config):
     """Two folds as two Ray tasks side by side: each row is the fold asked for, scored on its own
     test speakers, and the means are over exactly those rows."""
-    from kws.crossval import cross_validate
+    from kws.evaluation.crossval import cross_validate
 
     logged = []
     result = cross_validate([tiny_data], tiny_config, folds=5, jobs=2, only=[3, 1],
@@ -59,7 +59,7 @@ def test_folds_side_by_side_score_each_requested_fold(tiny_data, tiny_config):
 def test_every_fold_once_per_seed(tiny_data, tiny_config):
     """--seeds 0,7: fold 2 trained twice side by side, each row tagged with its seed; seed 0
     reproduces the plain single-seed run exactly (same config otherwise)."""
-    from kws.crossval import cross_validate
+    from kws.evaluation.crossval import cross_validate
 
     both = cross_validate([tiny_data], tiny_config, folds=5, jobs=2, only=[2], seeds=[0, 7])
     assert both["seeds"] == [0, 7]
@@ -74,7 +74,7 @@ def test_every_fold_once_per_seed(tiny_data, tiny_config):
 def test_cross_validation_rejects_bad_fold_requests(tiny_data, tiny_config):
     import pytest
 
-    from kws.crossval import cross_validate
+    from kws.evaluation.crossval import cross_validate
     from kws.errors import KwsError
 
     with pytest.raises(KwsError, match="must be in 0..4"):
@@ -134,7 +134,7 @@ def test_results_are_kept_and_resume_skips_done_trainings(tiny_data, tiny_config
 
     import pytest
 
-    from kws.crossval import cross_validate
+    from kws.evaluation.crossval import cross_validate
     from kws.errors import KwsError
 
     results = tmp_path / "cv.jsonl"

@@ -73,7 +73,7 @@ DRIVER = """
 import json, sys
 from pathlib import Path
 from kws.cluster.ray_tasks import Task, run_tasks
-from kws.crossval import cross_validate
+from kws.evaluation.crossval import cross_validate
 from kws.model.config import load_train_config
 from kws.sweep.run import run_sweep
 from kws.sweep.spec import load_spec
@@ -102,7 +102,7 @@ def test_sweep_and_cv_through_a_cluster_match_a_local_run(ray_cluster, tiny_data
 
     import yaml
 
-    from kws.crossval import cross_validate
+    from kws.evaluation.crossval import cross_validate
 
     address, temp_dir, ray_env = ray_cluster
     path = tmp_path / "two.yaml"

@@ -69,7 +69,7 @@ def test_tiny_streaming_model_pretrains_trains_exports_and_resumes(tiny_data, tm
     from rich.console import Console
 
     from kws.export.manifest import read_manifest
-    from kws.run import train_run
+    from kws.commands.train import train_run
     from tests.model.conftest import TINY
 
     out = tmp_path / "stream"

@@ -48,7 +48,7 @@ def test_streams_health_on_one_carried_state(tiny_run, tiny_data, tmp_path):
     one run_sequence over the whole stream, and the stretches add up to the whole."""
     import numpy as np
 
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
     from kws.native.host import NativeModel
     from kws.streams.health import per_frame_states
 

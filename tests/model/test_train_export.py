@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from kws.errors import KwsError
-from kws.evaluate import evaluate, load_bundle
+from kws.evaluation.evaluate import evaluate
+from kws.export.read import load_bundle
 from kws.export.manifest import SCHEMA_VERSION, read_manifest, write_manifest
 from kws.model.config import load_train_config, parse_set
 from kws.report.metrics import dequantize
@@ -98,7 +99,7 @@ def test_settings_overrides_and_errors(tmp_path):
 
 
 def test_existing_bundle_is_not_overwritten_without_force(tiny_run):
-    from kws.run import check_out_dir
+    from kws.commands.train import check_out_dir
 
     out, _ = tiny_run
     with pytest.raises(KwsError, match="--force"):
@@ -142,7 +143,7 @@ def test_eval_test_split_reproduces_the_training_report(tiny_run, tiny_data):
 def test_two_layer_model_exports_with_one_shared_state(tiny_data, tmp_path):
     from rich.console import Console
 
-    from kws.run import train_run
+    from kws.commands.train import train_run
     from tests.model.conftest import TINY
 
     sets = [f"{k}={v}" for k, v in TINY.items() if k not in ("epochs", "model.units")]
@@ -184,7 +185,7 @@ def test_same_seed_same_bundle_bytes(tiny_run, tiny_data, tmp_path):
 
     from rich.console import Console
 
-    from kws.run import train_run
+    from kws.commands.train import train_run
     from tests.model.conftest import TINY
 
     out, _ = tiny_run

@@ -12,7 +12,7 @@ import pytest
 from native_models import BUILT, clip_frames
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-from kws.codegen.targets import CORE_FLAGS
+from kws.csource.targets import CORE_FLAGS
 from kws.errors import KwsError
 from kws.export.state_quant import pack_model, read_model
 from kws.export.tflm import TflmStepModel

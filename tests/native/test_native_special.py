@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from native_models import BUILT, clip_frames
 
-from kws.codegen.host_build import build_shared
+from kws.csource.host_build import build_shared
 from kws.emulate import qemu
 from kws.export.tflm import TflmStepModel
 from kws.native import cgen, oracle, ops, special

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kws.codegen.targets import CORE_FLAGS
+from kws.csource.targets import CORE_FLAGS
 from kws.emulate import qemu
 from kws.errors import KwsError
 from kws.pio import run as pio

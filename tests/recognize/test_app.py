@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from kws.codegen.targets import CORE_FLAGS
+from kws.csource.targets import CORE_FLAGS
 from kws.errors import KwsError
 from kws.export.manifest import RecognizerParams
 from kws.features import ctables

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from kws.codegen.host_build import build_shared
-from kws.codegen.targets import CORE_FLAGS
+from kws.csource.host_build import build_shared
+from kws.csource.targets import CORE_FLAGS
 from kws.errors import KwsError
 from kws.export.manifest import Manifest, Quant, RecognizerParams, StateSpec, StreamingSpec
 from kws.features.params import FeatureParams

@@ -46,7 +46,7 @@ def _m4_cost(run_dir: Path, err: Console) -> dict | None:
     toolchain or QEMU is missing."""
     from kws.emulate.cost import part_costs
     from kws.errors import KwsError
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
 
     try:
         # features per frame + K model steps per frame + recognizer, at the bundle's frame rate
@@ -60,8 +60,8 @@ def _m4_cost(run_dir: Path, err: Console) -> dict | None:
 
 
 def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFAULT_RUN) -> dict:
-    from kws.evaluate import evaluate
-    from kws.run import train_run
+    from kws.evaluation.evaluate import evaluate
+    from kws.commands.train import train_run
 
     roots, source = default_data_roots(given)
     if source == "none":

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kws.data.sequences import SILENCE, UNKNOWN, StreamMaker, Word, frame_targets, word_bank
+from kws.model.sequences import SILENCE, UNKNOWN, StreamMaker, Word, frame_targets, word_bank
 from kws.features.params import FeatureParams
 from kws.model.config import StreamTrainConfig
 

@@ -38,12 +38,12 @@ def features_host(params: FeatureParams = FeatureParams(), clips: int = 100) -> 
     }
 
 
-def native_host(tflite: bytes, clips: int = 100) -> dict:
+def native_host(bundle, clips: int = 100) -> dict:
     """Host µs per step of the generated model C (-O2, the device's numerics flags), through
     one kws_model_run_clips call per repetition, on deterministic random int8 frames."""
-    from kws.native.host import NativeModel
+    from kws.evaluation import backends
 
-    model = NativeModel(tflite)
+    model = backends.get("native", bundle).step_model()
     frames = np.random.default_rng(0).integers(-128, 128, (clips, 49, model.frame_size),
                                                dtype=np.int8)
     seconds = _best_of(lambda: model.run_clips(frames))
@@ -55,9 +55,9 @@ def device_costs(model_dir, progress: Callable[[str], None]) -> dict:
     frame, the model per step and per MAC, the firmware per second of audio, and the reference
     GRU-64 step against TFLM + CMSIS-NN (kws.emulate.cost.core_report)."""
     from kws.emulate.cost import core_report
-    from kws.emulate.qemu import MACHINES
+    from kws.csource.machines import MACHINES
     from kws.emulate.reference_model import gru_step_tflite
-    from kws.evaluate import load_bundle
+    from kws.export.read import load_bundle
 
     bundle = load_bundle(model_dir) if model_dir is not None else None
     reference = gru_step_tflite(64, 12)
@@ -77,7 +77,7 @@ INT8_BACKENDS = ("tflm", "native", "qemu")
 def accuracy(model_dir, data: list, progress: Callable[[str], None]) -> dict:
     """Test-split accuracy per backend: float Keras and int8 tflite-micro / native C / the
     firmware in QEMU (the three int8 dumps must be byte-identical)."""
-    from kws.evaluate import evaluate
+    from kws.evaluation.evaluate import evaluate
 
     out: dict = {}
     logits = {}
@@ -97,7 +97,7 @@ def streaming(model_dir, data: list, progress: Callable[[str], None],
     """FRR / FA-per-hour on test-speaker streams at the manifest's recognizer settings, clean
     and with 1 % of audio blocks dropped and a 1000 ppm mic clock error."""
     from kws.data.dataset import index_folders
-    from kws.evaluate import data_config, load_bundle
+    from kws.export.read import data_config, load_bundle
     from kws.recognize.recognizer import RecognizerConfig
     from kws.streams.build import SuiteSpec
     from kws.streams.impair import Impairment
@@ -151,7 +151,7 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
             cv_config=None, cv_options: dict | None = None,
             parts: set[str] | None = None) -> dict:
     """Every part of the benchmark, or only those in `parts` (of PARTS); `cv_options` go to
-    kws.crossval.cross_validate (jobs, only, seeds, address, cpus_per_task, results, resume)."""
+    kws.evaluation.crossval.cross_validate (jobs, only, seeds, address, cpus_per_task, results, resume)."""
     import json
     from pathlib import Path
 
@@ -170,7 +170,9 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
     if tflite is not None:
         if "host" in want:
             progress("bench: native model C on the host")
-            result["native_host"] = native_host(tflite)
+            from kws.export.read import load_bundle
+
+            result["native_host"] = native_host(load_bundle(Path(model)))
         report = json.loads((Path(model) / "report.json").read_text())
         result["training"] = {"seconds": report.get("training_seconds"),
                               "tflite_bytes": len(tflite),
@@ -186,7 +188,7 @@ def run_all(cv: bool = False, data: list | None = None, model: str | None = "run
         result["device"] = device_costs(Path(model) if tflite else None, progress)
         result["device"]["model"] = str(tflite_path) if tflite else None
     if cv:
-        from kws.crossval import cross_validate
+        from kws.evaluation.crossval import cross_validate
         from kws.errors import KwsError
         from kws.model.config import TrainConfig
 
