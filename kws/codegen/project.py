@@ -17,17 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kws.codegen import footprint
-from kws.codegen.tflm_model import TFLM_LIBRARY, TFLM_LIBRARY_NAME
+from kws.codegen.firmware_models import firmware_model
 from kws.csource.render import render, write_tree
 from kws.csource.targets import arduino_mbed_float_flags
 from kws.errors import KwsError
 from kws.export.read import Bundle, load_bundle
 
-BACKENDS = ("native", "tflm")
 GENERATED_LIST = ".kws-generated"
-# Flash of the TFLM interpreter + the kernels of our op list, without the model (DESIGN.md:
-# the whole TFLM build of the GRU-64 step model is 113 KB, of which the model is ~31-38 KB).
-TFLM_RUNTIME_FLASH = 80 * 1024
 # Compile flags for our sources in every project: no FMA contraction, no fast-math, so the
 # device computes the very bits the host emulation computes.
 NUMERIC_FLAGS = ("-ffp-contract=off", "-fno-fast-math")
@@ -87,16 +83,6 @@ def resolve_board(board: str):
 
 # ---------------------------------------------------------------------------------------------
 # Sources
-
-
-def _model_sources(bundle: Bundle, backend: str, digest: str) -> dict[str, str]:
-    if backend == "native":
-        from kws.native import cgen
-
-        return cgen.sources(bundle.tflite, digest)
-    from kws.codegen import tflm_model
-
-    return tflm_model.sources(bundle, digest)
 
 
 def _core_sources(bundle: Bundle, digest: str) -> dict[str, str]:
@@ -187,8 +173,7 @@ def _ini_lines(board, backend: str) -> list[str]:
     # it then covers our src/ only, and the core and libraries stay soft float, which links
     # with softfp.
     lines.append("build_src_flags = " + " ".join((*real_float_flags(board), *NUMERIC_FLAGS)))
-    if backend == "tflm":
-        lines.append(f"lib_deps = {TFLM_LIBRARY}")
+    lines += [f"lib_deps = {dep}" for dep in firmware_model(backend).lib_deps]
     return lines
 
 
@@ -196,7 +181,7 @@ def firmware_sources(bundle: Bundle, board, backend: str, digest: str) -> dict[s
     """{file name: text} of every C/C++ file and header of the board's firmware (no
     platformio.ini): the portable core, the model, the board glue and kws_config.h."""
     rate = bundle.manifest.features.sample_rate_hz
-    return {**_core_sources(bundle, digest), **_model_sources(bundle, backend, digest),
+    return {**_core_sources(bundle, digest), **firmware_model(backend).sources(bundle, digest),
             **_glue_sources(board, digest, rate),
             "kws_config.h": render("project/kws_config.h.j2", _config_context(board, rate),
                                    digest)}
@@ -225,35 +210,7 @@ def check_compatible(bundle: Bundle, board, backend: str) -> None:
         raise KwsError(f"boards/{board.id}.yaml audio.sample_rate_hz is "
                        f"{board.audio.sample_rate_hz} Hz but the model in {bundle.folder} was "
                        f"trained at {rate} Hz; set it to {rate} or retrain")
-    if backend not in BACKENDS:
-        raise KwsError(f"--backend {backend}: not one of {', '.join(BACKENDS)}")
-    if backend == "tflm" and board.is_emulated:
-        raise KwsError(f"--backend tflm needs the TensorFlow Lite Micro library, which is built "
-                       f"only for Arduino boards; {board.id} is emulated: use --backend native")
-    if backend == "tflm":
-        check_tflm_kernels(bundle)
-
-
-def per_channel_fully_connected(tflite: bytes) -> list[str]:
-    """Labels of the FULLY_CONNECTED ops whose weights carry one scale per output channel."""
-    from kws.native.graph import parse_model
-
-    graph = parse_model(tflite)
-    return [op.label() for op in graph.ops
-            if op.name == "FULLY_CONNECTED" and graph.tensor(op.inputs[1]).per_channel]
-
-
-def check_tflm_kernels(bundle: Bundle) -> None:
-    """Refuse what the pinned library computes wrong. Its FULLY_CONNECTED (the CMSIS-NN
-    wrapper, at f14e2f48 and still at its last commit) applies the first channel's output
-    multiplier to every channel, so per-channel weights give wrong logits on the board. The
-    pip tflite_micro behind `kws eval --backend tflm` gets them right, so no host evaluation
-    would show it; tests/codegen/test_tflm_arduino_host.py builds the library and measures it."""
-    if per_channel_fully_connected(bundle.tflite):
-        raise KwsError(f"{bundle.folder / 'model.tflite'}: FULLY_CONNECTED weights are quantized "
-                       f"per channel, which the Arduino TFLM library ({TFLM_LIBRARY_NAME}) "
-                       "computes with one multiplier (wrong logits on the board); use "
-                       "--backend native, or train with --set per_channel=false")
+    firmware_model(backend).check(bundle, board)
 
 
 def _budget(bundle: Bundle, board, backend: str, core: Mapping[str, str]) -> Budget:
@@ -262,12 +219,10 @@ def _budget(bundle: Bundle, board, backend: str, core: Mapping[str, str]) -> Bud
     detail = {"core_text_bytes": measured.text, "core_data_bytes": measured.data,
               "core_bss_bytes": measured.bss}
     flash, ram = measured.flash_bytes, measured.ram_bytes
-    if backend == "tflm":
-        arena = bundle.manifest.arena_bytes
-        detail.update({"model_bytes": len(bundle.tflite), "tflm_runtime_bytes": TFLM_RUNTIME_FLASH,
-                       "arena_bytes": arena})
-        flash += len(bundle.tflite) + TFLM_RUNTIME_FLASH
-        ram += arena
+    extra_flash, extra_ram, extra = firmware_model(backend).outside_measure(bundle)
+    detail.update(extra)
+    flash += extra_flash
+    ram += extra_ram
     b = Budget(flash, ram, board.budget.flash_bytes, board.budget.ram_bytes, detail)
     problems = []
     if b.flash_bytes > b.flash_budget:
@@ -322,9 +277,9 @@ def generate(model_dir: Path, board: str, out_dir: Path, backend: str = "native"
     b = resolve_board(board) if isinstance(board, str) else board
     check_compatible(bundle, b, backend)
     digest = bundle_digest(bundle)
-    core = {**_core_sources(bundle, digest), **_model_sources(bundle, backend, digest)}
-    measured_core = core if backend == "native" else {
-        k: v for k, v in core.items() if not k.endswith((".cpp", ".cc"))}
+    impl = firmware_model(backend)
+    core = {**_core_sources(bundle, digest), **impl.sources(bundle, digest)}
+    measured_core = impl.measured(core)
     budget = _budget(bundle, b, backend, measured_core)
     files = _placed(firmware_sources(bundle, b, backend, digest))
     files["platformio.ini"] = render("project/platformio.ini.j2", {

@@ -20,7 +20,7 @@ TRAIN_SYNTH_DIR = Path("build/synth")  # same folder and settings as `make train
 DEFAULT_RUN = Path("runs/default")
 # The default model as `make train` makes it (clip pretraining, then streaming training on the
 # shared data; ~50 min here), shipped so that `make demo` on the shared data needs no training.
-SHIPPED_BUNDLE = Path(__file__).parent / "bundles" / "default"
+SHIPPED_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "default"
 # Without real speech the demo trains a clip model on synthetic voices: minutes, not an hour.
 SYNTH_ONLY_SETTINGS = ["streaming.enabled=false", "model.units=64"]
 FULL_DATA_HINT = (

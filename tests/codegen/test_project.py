@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from kws.boards import load_by_id
-from kws.codegen import project
+from kws.codegen import firmware_models, project
 from kws.csource.targets import CORE_FLAGS, CROSS_CC
 from kws.errors import KwsError
 from tests.bundle_factory import write_bundle
@@ -199,9 +199,9 @@ def test_tflm_refuses_per_channel_fully_connected_weights(bundle, tmp_path, boar
 def test_per_channel_check_reads_the_weight_quantization(bundle, per_tensor_bundle):
     from kws.export.read import load_bundle
 
-    labels = project.per_channel_fully_connected(load_bundle(bundle).tflite)
+    labels = firmware_models.per_channel_fully_connected(load_bundle(bundle).tflite)
     assert labels and all(label.startswith("FULLY_CONNECTED (op ") for label in labels)
-    assert project.per_channel_fully_connected(load_bundle(per_tensor_bundle).tflite) == []
+    assert firmware_models.per_channel_fully_connected(load_bundle(per_tensor_bundle).tflite) == []
     project.check_compatible(load_bundle(per_tensor_bundle), load_by_id("nano33"), "tflm")
     project.check_compatible(load_bundle(bundle), load_by_id("nano33"), "native")
 

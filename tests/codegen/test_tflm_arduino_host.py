@@ -39,7 +39,7 @@ from tests.bundle_factory import write_bundle
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-COMMIT = project.TFLM_LIBRARY.rsplit("#", 1)[1]
+COMMIT = tflm_model.TFLM_LIBRARY.rsplit("#", 1)[1]
 TARBALL = f"tflite-micro-arduino-examples-{COMMIT[:8]}.tar.xz"
 REAL_CLIPS = 240
 JOBS = 2  # the machines running the suite are shared: never more compile jobs than this
