@@ -140,3 +140,31 @@ def test_continuous_firmware_decides_every_n_frames_like_the_mirror(tmp_path, de
     clips = two_clips()
     native = backends.get("native", b).run_clips(clips)
     assert np.array_equal(firmware.clip_logits(fw, clips), native)
+
+
+def test_every_backend_runs_the_same_stream_through_the_registry(tmp_path):
+    """The streaming mode through kws.evaluation.backends: native (one C call), tflm (the
+    interpreter frame by frame) and qemu (the firmware) give the same decisions on a continuous
+    bundle, and the same detections; keras refuses a stream in one line."""
+    from kws.errors import KwsError
+    from kws.export.manifest import read_manifest, write_manifest
+
+    folder = write_bundle(tmp_path / "run")
+    m = read_manifest(folder / "manifest.json")
+    m = m.model_copy(update={"streaming": m.streaming.model_copy(
+        update={"mode": "continuous", "decision_frames": 1})})
+    write_manifest(m, folder / "manifest.json")
+    b = load_bundle(folder)
+    audio = stream_audio()
+    runs = {name: backends.get(name, b).run_stream(audio) for name in ("native", "tflm", "qemu")}
+    want = runs["native"]
+    assert len(want.decisions) == want.frames > 0
+    for name, got in runs.items():
+        assert [t for t, _ in got.decisions] == [t for t, _ in want.decisions], name
+        assert all(np.array_equal(g, w) for (_, g), (_, w) in zip(got.decisions, want.decisions))
+        assert [(i, t) for i, _, t in got.detections] == \
+            [(i, t) for i, _, t in want.detections], name
+    with pytest.raises(KwsError, match="keras: runs 1 s clips only"):
+        backends.get("keras", b).run_stream(audio)
+    with pytest.raises(KwsError, match="not one of keras, tflite, tflm, native, qemu"):
+        backends.get("onnx", b)
