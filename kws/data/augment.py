@@ -289,10 +289,17 @@ def speech_power(clips: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.
 
 
 def speech_span(clips: np.ndarray, active_db: float,
-                sample_rate_hz: int = SAMPLE_RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
+                sample_rate_hz: int = SAMPLE_RATE_HZ,
+                floor_db: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per clip, [first, last) sample of the frames within `active_db` of its loudest
-    SPEECH_FRAME_MS frame (the word, for a keyword clip). All-zero clips: (0, 0)."""
-    _, active, frame = _active_frames(clips, active_db, sample_rate_hz)
+    SPEECH_FRAME_MS frame (the word, for a keyword clip). All-zero clips: (0, 0).
+    floor_db: frames must also be this far above the clip's noise floor (its 10th-percentile
+    frame power). Why: a recording whose own noise is within `active_db` of the word would
+    otherwise span the whole clip, and its "end of speech" would be the end of the file."""
+    power, active, frame = _active_frames(clips, active_db, sample_rate_hz)
+    if floor_db is not None and power.shape[1]:
+        floor = np.percentile(power, 10, axis=1, keepdims=True)
+        active &= power >= floor * 10.0 ** (floor_db / 10.0)
     any_active = active.any(axis=1)
     first = np.where(any_active, active.argmax(axis=1) * frame, 0)
     last = np.where(any_active, (active.shape[1] - active[:, ::-1].argmax(axis=1)) * frame, 0)

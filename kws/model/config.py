@@ -65,6 +65,10 @@ class StreamTrainConfig(Frozen):
     hold_ms: float = Field(400.0, gt=0, description="a keyword's label lasts this long after "
                            "the end of its speech (cut at the next word's onset)")
     lead_ms: float = Field(40.0, ge=0, description="...and starts this long before the end")
+    span_floor_db: float | None = Field(None, ge=0, description="where a word ends: its "
+                                           "frames must also be this many dB above the clip's "
+                                           "noise floor (None: within 30 dB of its loudest "
+                                           "frame only; a noisy clip then ends at its end)")
     unknown_mask_ms: float = Field(150.0, ge=0, description="the start of a non-keyword word "
                                    "carries no target (it may sound like a keyword's start)")
     loss: Literal["ce", "maxpool"] = Field("ce", description="ce: cross-entropy on every "

@@ -59,13 +59,15 @@ class TrainStream:
     events: list[tuple[int, int, int]]  # (label, onset sample, speech end sample)
 
 
-def word_bank(audio_int16: np.ndarray, labels: np.ndarray) -> list[Word]:
-    """The clips that can be words (keywords and `_unknown_`; silence clips are not)."""
+def word_bank(audio_int16: np.ndarray, labels: np.ndarray,
+              floor_db: float | None = None) -> list[Word]:
+    """The clips that can be words (keywords and `_unknown_`; silence clips are not);
+    floor_db: see kws.data.augment.speech_span (streaming.span_floor_db)."""
     keep = np.flatnonzero(labels != SILENCE)
     if not len(keep):
         return []
     x = audio_int16[keep].astype(np.float32) / 32768.0
-    first, last = speech_span(x, SPAN_DB)
+    first, last = speech_span(x, SPAN_DB, floor_db=floor_db)
     margin = int(MARGIN_S * SAMPLE_RATE_HZ)
     words = []
     for row, i, a, b in zip(x, keep, first, last):

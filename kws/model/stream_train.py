@@ -225,10 +225,10 @@ def train_streaming(prep: Prepared, config: TrainConfig, run_dir: Path, resume: 
         init_from_clip_model(model, clip, config, f"{run_dir}/{CHECKPOINT_DIR}/{PRETRAIN_DIR}")
     result = TrainResult(model.clip, pretrain=pretrain)
     train, val = prep.splits["train"], prep.splits["validation"]
-    maker = StreamMaker(word_bank(train.audio, train.labels), prep.noise, sc, config.features)
+    maker = StreamMaker(word_bank(train.audio, train.labels, sc.span_floor_db), prep.noise, sc, config.features)
     if not maker.keywords:
         raise KwsError("streaming training: the training split has no keyword clips")
-    val_maker = StreamMaker(word_bank(val.audio, val.labels), prep.noise, sc, config.features)
+    val_maker = StreamMaker(word_bank(val.audio, val.labels, sc.span_floor_db), prep.noise, sc, config.features)
     val_count = max(1, math.ceil(sc.validation_seconds / sc.stream_seconds))
     val_block = stack(make_block(val_maker, config, val_count,
                                  np.random.default_rng([config.seed, 7, 7])))

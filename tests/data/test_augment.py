@@ -381,3 +381,17 @@ def test_speech_span_finds_the_loud_frames():
     x[0, 3200:6400] = 0.3
     first, last = speech_span(x, 20.0)
     assert (first[0], last[0]) == (3200, 6400) and (first[1], last[1]) == (0, 0)
+
+
+def test_speech_span_floor_finds_the_word_in_a_noisy_recording():
+    """A word 20 dB above the clip's own noise: within 30 dB of the peak the noise spans the
+    whole clip; with floor_db the span is the word (0.4-0.7 s) again."""
+    from kws.data.augment import speech_span
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 0.01, 16000).astype(np.float32)
+    x[6400:11200] += 0.1 * np.sin(2 * np.pi * 300 * np.arange(4800) / 16000).astype(np.float32)
+    first, last = speech_span(x[None], 30.0)
+    assert (first[0], last[0]) == (0, 16000)
+    first, last = speech_span(x[None], 30.0, floor_db=6.0)
+    assert abs(int(first[0]) - 6400) <= 320 and abs(int(last[0]) - 11200) <= 320
