@@ -81,6 +81,13 @@ def _int32_rows(values) -> list[str]:
 class _Arrays:
     int8: list
     int32: list
+    int16: list
+
+    def add_int16(self, name: str, values, comment: str) -> str:
+        v = np.asarray(values).astype(np.int16).ravel()
+        self.int16.append({"name": identifier(name), "size": max(int(v.size), 1),
+                           "rows": int_rows(v, 12) if v.size else ["0,"], "comment": comment})
+        return name
 
     def add_int8(self, name: str, values, comment: str) -> str:
         v = np.asarray(values).astype(np.int8).ravel()
@@ -116,7 +123,7 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         raise KwsError(f"the step model must have exactly the inputs frame and state, found "
                        f"tensors {list(graph.inputs)}")
 
-    arrays = _Arrays([], [])
+    arrays = _Arrays([], [], [])
     constants: dict[int, str] = {}
 
     def pointer(t: int, extra: int = 0) -> str:
@@ -191,13 +198,22 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
                       "batches": params.batches, "accum_depth": params.accum_depth,
                       "output_depth": params.output_depth, "output": pointer(op.outputs[0])}
             if fast is not None:
-                w = arrays.add_int8(f"kws_w_{n}", special.interleave_weights(params.weights),
-                                    f"{label}: weights [{params.output_depth}]"
-                                    f"[{params.accum_depth}], {special.FC_GROUP} rows "
-                                    "interleaved (special.interleave_weights)")
-                b = arrays.add_int32(f"kws_b_{n}", fast.bias,
-                                     f"{label}: bias + input_offset ({params.input_offset}) * "
-                                     "row sums")
+                shape = f"[{params.output_depth}][{params.accum_depth}]"
+                if fast.paired:
+                    w = arrays.add_int16(f"kws_w_{n}", special.pair_weights(params.weights),
+                                         f"{label}: weights {shape}, rows paired, 2^8 * odd + "
+                                         "even per int16 (special.pair_weights)")
+                    b = arrays.add_int32(f"kws_b_{n}", fast.bias,
+                                         f"{label}: bias + input_offset ({params.input_offset}) "
+                                         "* row sums; odd rows of each group of 4: even + 2^8 * "
+                                         "odd (special.pair_bias)")
+                else:
+                    w = arrays.add_int8(f"kws_w_{n}", special.interleave_weights(params.weights),
+                                        f"{label}: weights {shape}, {special.FC_GROUP} rows "
+                                        "interleaved (special.interleave_weights)")
+                    b = arrays.add_int32(f"kws_b_{n}", fast.bias,
+                                         f"{label}: bias + input_offset ({params.input_offset}) "
+                                         "* row sums")
                 q_name = identifier(f"kws_q_{n}")
                 requant_arrays.append({
                     "name": q_name, "size": len(fast.requant),
@@ -208,10 +224,9 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
                              for row in fast.requant]})
                 steps.append({**common, "kind": "fc_fast_int8" if fast.full_range else "fc_fast",
                               "weights": w, "bias": b, "requant": q_name,
-                              "suffix": FC_FAST_VARIANTS[fast.shared]["suffix"],
                               "function": fc_fast_function(fast.shared, fast.full_range,
                                                            params.accum_depth,
-                                                           params.output_depth)})
+                                                           params.output_depth, fast.paired)})
                 continue
             w = arrays.add_int8(f"kws_w_{n}", params.weights,
                                 f"{label}: weights [{params.output_depth}][{params.accum_depth}]")
@@ -266,6 +281,7 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         "op_count": len(graph.ops),
         "op_summary": ", ".join(graph.op_names),
         "int8_arrays": arrays.int8,
+        "int16_arrays": arrays.int16,
         "int32_arrays": arrays.int32,
         "requant_arrays": requant_arrays,
         # the model calls only depth-specialized fast FULLY_CONNECTEDs; the generic ones
@@ -288,26 +304,36 @@ FC_FAST_VARIANTS = {
            "comment": "requant[0] for every output channel (per-tensor weights: 12 bytes of "
                       "flash per channel less)"},
 }
+FC_LAYOUTS = {
+    False: {"suffix": "", "wtype": "int8_t", "body": "kws_fc_fast_body",
+            "comment": "int8 weights, 4 rows interleaved"},
+    True: {"suffix": "_pair", "wtype": "int16_t", "body": "kws_fc_pair_body",
+           "comment": "int16 weights, rows paired (1 SXTB16 per 4 MACs)"},
+}
 
 
-def fc_fast_function(shared: bool, full_range: bool, depth: int, out_depth: int) -> dict:
+def fc_fast_variant(shared: bool, paired: bool) -> dict:
+    """The any-shape fast FULLY_CONNECTED of one requantization storage and weight layout (only
+    compiled for kernel tests; a model calls the shape-specialized ones)."""
+    v, layout = FC_FAST_VARIANTS[shared], FC_LAYOUTS[paired]
+    return {"suffix": v["suffix"] + layout["suffix"], "stride": v["stride"],
+            "wtype": layout["wtype"], "body": layout["body"],
+            "comment": f"{v['comment']}; {layout['comment']}"}
+
+
+def fc_fast_function(shared: bool, full_range: bool, depth: int, out_depth: int,
+                     paired: bool = False) -> dict:
     """A fast FULLY_CONNECTED compiled for one shape: with the accumulation and output depths
     constants the compiler unrolls the 4-input blocks, drops the tail loops and the tests the
     generic kernel makes per group of 4 rows, and keeps the loop state in registers (~15% of a
-    GRU step)."""
-    v = FC_FAST_VARIANTS[shared]
+    GRU step). `paired`: the row-pair weight layout (special.pair_weights)."""
+    v = fc_fast_variant(shared, paired)
     kind = "_int8" if full_range else ""
     return {"name": f"kws_fc_fast{kind}{v['suffix']}_{int(depth)}x{int(out_depth)}",
             "int8": full_range, "stride": v["stride"], "depth": int(depth),
-            "out_depth": int(out_depth),
+            "out_depth": int(out_depth), "wtype": v["wtype"], "body": v["body"],
             "comment": f"{v['comment']}; {int(depth)} inputs, {int(out_depth)} outputs"
                        + ("; int8 output range" if full_range else "")}
-
-
-def fc_fast_variants(suffixes) -> list[dict]:
-    """The fast FULLY_CONNECTED variants to emit: only those the model calls (the flash
-    footprint counts every compiled function)."""
-    return [v for v in FC_FAST_VARIANTS.values() if v["suffix"] in suffixes]
 
 
 def _is_elementwise(graph, op, params) -> bool:
