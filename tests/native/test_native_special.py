@@ -428,6 +428,9 @@ def test_gru_gates_become_one_loop(build_model):
     assert text.count("ELEMENTWISE LOOP") == 1
     assert "kws_add_sub(" not in text and "kws_mul(" not in text and "kws_lut(" not in text
     assert "affine" in text and "fast requantization" in text
+    # two elements per iteration where the core has the registers, one on the M0+ (both run:
+    # the host and M4/M7/M55 builds take the first, tests/emulate/test_m0plus.py the second)
+    assert text.count("#ifdef KWS_TWO_LANES") == 1 and "i += 2u" in text and "++i" in text
 
 
 def test_an_unsafe_fusion_is_split(build_model):
