@@ -82,6 +82,18 @@ class _Arrays:
     int8: list
     int32: list
     int16: list
+    uint8: list
+
+    def add_table(self, name: str, values, comment: str) -> tuple[str, str]:
+        """A 256-entry lookup table in the narrowest C type holding its values: (name, type)."""
+        v = np.asarray(values, np.int64)
+        if v.min() >= -128 and v.max() <= 127:
+            return self.add_int8(name, v, comment), "int8_t"
+        if v.min() >= 0 and v.max() <= 255:
+            self.uint8.append({"name": identifier(name), "size": int(v.size),
+                               "rows": int_rows(v), "comment": comment})
+            return name, "uint8_t"
+        return self.add_int16(name, v, comment), "int16_t"
 
     def add_int16(self, name: str, values, comment: str) -> str:
         v = np.asarray(values).astype(np.int16).ravel()
@@ -123,7 +135,7 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         raise KwsError(f"the step model must have exactly the inputs frame and state, found "
                        f"tensors {list(graph.inputs)}")
 
-    arrays = _Arrays([], [], [])
+    arrays = _Arrays([], [], [], [])
     constants: dict[int, str] = {}
 
     def pointer(t: int, extra: int = 0) -> str:
@@ -282,6 +294,7 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         "op_summary": ", ".join(graph.op_names),
         "int8_arrays": arrays.int8,
         "int16_arrays": arrays.int16,
+        "uint8_arrays": arrays.uint8,
         "int32_arrays": arrays.int32,
         "requant_arrays": requant_arrays,
         # the model calls only depth-specialized fast FULLY_CONNECTEDs; the generic ones
@@ -345,6 +358,10 @@ def _is_elementwise(graph, op, params) -> bool:
         params.broadcast != "general"
 
 
+def _offset(x: str, offset: int) -> str:
+    return f"({x} + {_lit(offset)})" if offset else x
+
+
 def _lit(value: int) -> str:
     text = c_int32(value)
     return f"({text})" if text.startswith("-") or text.startswith("(") else text
@@ -357,12 +374,55 @@ def _clamped(inner: str, shift: int, lo: int, hi: int) -> str:
     return f"kws_clamp({value}, {_lit(lo)}, {_lit(hi)})"
 
 
-def _table_middle(table: str, pre: list[str]) -> str:
-    """A pointer to entry 128 of a 256-entry table, declared before the loop: indexed by the
-    int8 value itself, one register-offset load per lookup (no `+ 128` add)."""
+def _table_middle(table: str, pre: list[str], ctype: str = "int8_t", offset: int = 0) -> str:
+    """A pointer to entry 128 - offset of a 256-entry table, declared before the loop: indexed
+    by the int8 value itself (plus `offset`, when the index is a table output stored with an
+    offset folded in), one register-offset load per lookup (no `+ 128` add)."""
+    if not -128 <= offset <= 128:
+        raise KwsError(f"table index offset {offset} outside [-128, 128]")
     name = f"{table}_mid"
-    pre.append(f"const int8_t *const {name} = {table} + 128;")
+    pre.append(f"const {ctype} *const {name} = {table} + {128 - offset};")
     return name
+
+
+def _table_offsets(graph, items, inside: set, specialize: bool) -> dict[int, int]:
+    """{tensor: offset} for the outputs of the fused loop's table lookups whose table can hold
+    value + offset: every reader is in the loop and is either another lookup (its index
+    pointer moves by the offset, for free) or a fast MUL that adds this very input offset
+    (x + o1) to it, which then costs nothing. The lookups are exact whatever the stored values;
+    the MUL sees the same (x + o1)."""
+    ops_by_index = {op.index: (op, p) for op, p in items}
+    offsets: dict[int, int] = {}
+    for op, p in items:
+        out = op.outputs[0]
+        if not _is_table(graph, op, p) or out in graph.outputs:
+            continue
+        wanted = set()
+        for c in graph.consumers(out):
+            if c not in inside:
+                wanted = None
+                break
+            cop, cp = ops_by_index[c]
+            if _is_table(graph, cop, cp):
+                continue
+            form = special.mul_fast(cp) if specialize and isinstance(cp, native_ops.MulParams) \
+                else None
+            if form is None or list(cop.inputs[:2]).count(out) != 1:
+                wanted = None
+                break
+            wanted.add(form.o1 if cop.inputs[0] == out else form.o2)
+        if wanted and len(wanted) == 1 and next(iter(wanted)) != 0:
+            offsets[out] = next(iter(wanted))
+    return offsets
+
+
+def _is_table(graph, op, p) -> bool:
+    """A fused-loop op computed as a 256-entry table: LOGISTIC/TANH, or ADD/SUB/MUL with a
+    constant scalar operand."""
+    if isinstance(p, native_ops.LutParams):
+        return True
+    return isinstance(p, (native_ops.AddSubParams, native_ops.MulParams)) and any(
+        graph.tensor(t).is_constant and graph.tensor(t).elements == 1 for t in op.inputs[:2])
 
 
 class _Unsafe(Exception):
@@ -376,6 +436,7 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
     inside = {op.index for op, _ in items}
     n = graph.tensor(items[0][0].outputs[0]).elements
     pre, loads, body, stores = [], [], [], []
+    folded = _table_offsets(graph, items, inside, specialize)  # local = value + offset
     names: dict[int, str] = {}
     reads: list[int] = []
     forms: list[str] = []
@@ -398,12 +459,16 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
     for op, p in items:
         n_op = op.index
         out = op.outputs[0]
+        off = folded.get(out, 0)
+        plus = f" + {off} (folded for its readers)" if off else ""
         if isinstance(p, native_ops.LutParams):
-            table = arrays.add_int8(f"kws_t_{n_op}", special.natural_lut(p.table),
-                                    f"{p.label}: table[x + 128] (input zero point "
-                                    f"{p.input_zero_point})")
-            expr = f"(int32_t){_table_middle(table, pre)}[{value(op.inputs[0])}]"
-            forms.append(f"{p.label}: table")
+            x_t = op.inputs[0]
+            table, ctype = arrays.add_table(
+                f"kws_t_{n_op}", special.natural_lut(p.table).astype(np.int64) + off,
+                f"{p.label}: table[x + 128]{plus} (input zero point {p.input_zero_point})")
+            expr = (f"(int32_t){_table_middle(table, pre, ctype, folded.get(x_t, 0))}"
+                    f"[{value(x_t)}]")
+            forms.append(f"{p.label}: table{plus}")
         else:
             t1, t2 = op.inputs[:2]
             const = [graph.tensor(t).is_constant and graph.tensor(t).elements == 1
@@ -411,11 +476,13 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
             if any(const):
                 pos = 0 if const[0] else 1
                 c_value = int(np.asarray(graph.tensor((t1, t2)[pos]).data).ravel()[0])
-                table = arrays.add_int8(f"kws_t_{n_op}", special.unary_table(p, c_value, pos),
-                                        f"{p.label} with operand {pos + 1} = {c_value}: "
-                                        "table[x + 128]")
-                expr = f"(int32_t){_table_middle(table, pre)}[{value((t1, t2)[1 - pos])}]"
-                forms.append(f"{p.label}: table")
+                x_t = (t1, t2)[1 - pos]
+                table, ctype = arrays.add_table(
+                    f"kws_t_{n_op}", special.unary_table(p, c_value, pos).astype(np.int64) + off,
+                    f"{p.label} with operand {pos + 1} = {c_value}: table[x + 128]{plus}")
+                expr = (f"(int32_t){_table_middle(table, pre, ctype, folded.get(x_t, 0))}"
+                        f"[{value(x_t)}]")
+                forms.append(f"{p.label}: table{plus}")
             elif isinstance(p, native_ops.AddSubParams):
                 form = special.affine_add_sub(p) if specialize else None
                 x, y = value(t1), value(t2)
@@ -431,7 +498,8 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
                 form = special.mul_fast(p) if specialize else None
                 x, y = value(t1), value(t2)
                 if form is not None:
-                    product = f"({x} + {_lit(form.o1)}) * ({y} + {_lit(form.o2)})"
+                    product = (f"{_offset(x, form.o1 - folded.get(t1, 0))} * "
+                               f"{_offset(y, form.o2 - folded.get(t2, 0))}")
                     expr = _clamped(f"kws_rdbp_fast(kws_srdhm_fast({product}, "
                                     f"{_lit(form.multiplier2)}), {_lit(form.round)}, "
                                     f"{form.shift})", 0, form.lo, form.hi)
@@ -503,11 +571,12 @@ def _elementwise_steps(graph, region, pointer, location, arrays, structs, *, spe
     that is safe for the memory plan, else one loop per op (always safe: the plan never lets
     an op's output share bytes with its inputs)."""
     if fuse and len(region) > 1:
-        mark = (len(arrays.int8), len(structs))
+        mark = (len(arrays.int8), len(arrays.uint8), len(arrays.int16), len(structs))
         try:
             return [_loop_step(graph, region, pointer, location, arrays, structs, specialize)]
         except _Unsafe:
-            del arrays.int8[mark[0]:], structs[mark[1]:]
+            del arrays.int8[mark[0]:], arrays.uint8[mark[1]:], arrays.int16[mark[2]:]
+            del structs[mark[3]:]
     return [_loop_step(graph, [item], pointer, location, arrays, structs, specialize)
             for item in region]
 

@@ -435,6 +435,26 @@ def test_gru_gates_become_one_loop(build_model):
     # two elements per iteration where the core has the registers, one on the M0+ (both run:
     # the host and M4/M7/M55 builds take the first, tests/emulate/test_m0plus.py the second)
     assert text.count("#ifdef KWS_TWO_LANES") == 1 and "i += 2u" in text and "++i" in text
+    # the gates' (sigma + 128) operands come from tables holding sigma + 128 (uint8), so the MULs
+    # add nothing; the one lookup indexed by such a value moves its pointer instead
+    assert "LOGISTIC (op 5): table + 128 (folded for its readers)" in text
+    assert "static const uint8_t kws_t_5[256]" in text and "kws_t_6 + 0;" in text
+    assert "(v21_a + 128)" not in text and "(v21_a * x0_a" in text
+
+
+def test_table_offsets_only_for_readers_that_take_them(build_model):
+    """No offset is folded into a table whose output is also read by a non-MUL op, a MUL with
+    another input offset, or outside the loop."""
+    ref = NativeReference(build_model(*BUILT["H16-C10"]), poison=False)
+    graph = ref.graph
+    items = [(op, p) for op, p in zip(graph.ops, ref.params) if cgen._is_elementwise(graph, op, p)]
+    inside = {op.index for op, _ in items}
+    folded = cgen._table_offsets(graph, items, inside, True)
+    assert folded and all(cgen._is_table(graph, op, p) for op, p in items
+                          if op.outputs[0] in folded)
+    assert cgen._table_offsets(graph, items, inside, False) == {}  # no fast MUL, no fold
+    t = next(iter(folded))
+    assert t not in cgen._table_offsets(graph, items, inside - {graph.consumers(t)[0]}, True)
 
 
 def test_an_unsafe_fusion_is_split(build_model):
@@ -445,7 +465,7 @@ def test_an_unsafe_fusion_is_split(build_model):
     graph = ref.graph
     items = [(op, p) for op, p in zip(graph.ops, ref.params)
              if cgen._is_elementwise(graph, op, p)]
-    arrays = cgen._Arrays([], [], [])
+    arrays = cgen._Arrays([], [], [], [])
     last_out = items[-1][0].outputs[0]
     first_in = next(t for t in items[0][0].inputs if not graph.tensor(t).is_constant)
 
