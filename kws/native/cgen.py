@@ -10,10 +10,13 @@ ops.prepare, interpret.plan_memory), so "generated C == NativeReference == TFLM"
 same integers:
 
 - FULLY_CONNECTED, fast path (special.fc_channels accepts the constants): weights `kws_w_<op>`
-  interleaved 4 rows at a time (special.interleave_weights), folded biases `kws_b_<op>`, and
-  `kws_q_<op>`: one `kws_fc_requant_t` (2m - 2^32, rounding constant with the zero point,
-  shift) per output channel, or a single one when all channels share it (per-tensor weights),
-  run by kws_fc_fast_int8 / kws_fc_fast. Otherwise the generic kernels: weights row by row, biases
+  in the row-pair layout when special.pairable proves it exact (int16, 2^8 * odd + even row,
+  special.pair_weights; start values with the odd rows' biases folded in, special.pair_bias),
+  else interleaved 4 rows at a time (int8, special.interleave_weights), folded biases
+  `kws_b_<op>`, and `kws_q_<op>`: one `kws_fc_requant_t` (2m - 2^32, rounding constant with the
+  zero point, shift) per output channel, or a single one when all channels share it
+  (per-tensor weights), run by kws_fc_fast_int8[_shared][_pair]_<in>x<out> / kws_fc_fast...
+  Otherwise the generic kernels: weights row by row, biases
   `kws_b_<op>` with the input offset pre-folded (bias + input_offset * row sum, int32),
   per-channel multipliers and shifts `kws_m_<op>` / `kws_s_<op>` (per-tensor ones are passed
   as two integers).
@@ -23,7 +26,9 @@ same integers:
   that unsafe, one loop per op). Per op the cheapest form special.py proves exact: a 256-entry
   table `kws_t_<op>` (LOGISTIC, TANH, an op with a constant scalar operand), the affine
   single-rounding ADD/SUB, the fast MUL requantization; else the generic element function
-  with its params struct `kws_p_<op>`. A full-size constant operand is an int8 array
+  with its params struct `kws_p_<op>`. A table whose readers are fast MULs adding one input
+  offset stores value + offset (`_table_offsets`). Two elements per iteration where the core
+  has the registers (KWS_TWO_LANES). A full-size constant operand is an int8 array
   `kws_const_<tensor>`.
 - SPLIT / SPLIT_V / STRIDED_SLICE / CONCATENATION / RESHAPE: nothing for an output the memory
   plan aliases into its input, memcpy per segment otherwise.

@@ -20,6 +20,9 @@ the very same int8 for every input the op can see:
   RoundingDivideByPOT(y, e) + zero point is (y + (y >> 31) + 2^(e-1) + zp * 2^e) >> e. Valid for
   2^30 <= m < 2^31, 1 <= e and accumulators whose bound (from the weights) leaves room for the
   rounding constant; `fc_channels` returns None otherwise and the generic kernel runs.
+- FULLY_CONNECTED weights: two rows per int16 (2^8 * odd + even), so that one SMLAD on the raw
+  word and one on its SXTB16 give both rows (the odd one as (F - E) >> 8), when `pairable`
+  proves every int16 and every partial sum in range; else the byte-interleaved layout.
 
 Every "form" below comes with `values(...)`, the integer arithmetic the C code performs, so the
 tests can replay it against the reference on every input.
