@@ -10,10 +10,13 @@ ops.prepare, interpret.plan_memory), so "generated C == NativeReference == TFLM"
 same integers:
 
 - FULLY_CONNECTED, fast path (special.fc_channels accepts the constants): weights `kws_w_<op>`
-  interleaved 4 rows at a time (special.interleave_weights), folded biases `kws_b_<op>`, and
-  `kws_q_<op>`: one `kws_fc_requant_t` (2m - 2^32, rounding constant with the zero point,
-  shift) per output channel, or a single one when all channels share it (per-tensor weights),
-  run by kws_fc_fast_int8 / kws_fc_fast. Otherwise the generic kernels: weights row by row, biases
+  in the row-pair layout when special.pairable proves it exact (int16, 2^8 * odd + even row,
+  special.pair_weights; start values with the odd rows' biases folded in, special.pair_bias),
+  else interleaved 4 rows at a time (int8, special.interleave_weights), folded biases
+  `kws_b_<op>`, and `kws_q_<op>`: one `kws_fc_requant_t` (2m - 2^32, rounding constant with the
+  zero point, shift) per output channel, or a single one when all channels share it
+  (per-tensor weights), run by kws_fc_fast_int8[_shared][_pair]_<in>x<out> / kws_fc_fast...
+  Otherwise the generic kernels: weights row by row, biases
   `kws_b_<op>` with the input offset pre-folded (bias + input_offset * row sum, int32),
   per-channel multipliers and shifts `kws_m_<op>` / `kws_s_<op>` (per-tensor ones are passed
   as two integers).
@@ -23,7 +26,9 @@ same integers:
   that unsafe, one loop per op). Per op the cheapest form special.py proves exact: a 256-entry
   table `kws_t_<op>` (LOGISTIC, TANH, an op with a constant scalar operand), the affine
   single-rounding ADD/SUB, the fast MUL requantization; else the generic element function
-  with its params struct `kws_p_<op>`. A full-size constant operand is an int8 array
+  with its params struct `kws_p_<op>`. A table whose readers are fast MULs adding one input
+  offset stores value + offset (`_table_offsets`). Two elements per iteration where the core
+  has the registers (KWS_TWO_LANES). A full-size constant operand is an int8 array
   `kws_const_<tensor>`.
 - SPLIT / SPLIT_V / STRIDED_SLICE / CONCATENATION / RESHAPE: nothing for an output the memory
   plan aliases into its input, memcpy per segment otherwise.
@@ -81,6 +86,25 @@ def _int32_rows(values) -> list[str]:
 class _Arrays:
     int8: list
     int32: list
+    int16: list
+    uint8: list
+
+    def add_table(self, name: str, values, comment: str) -> tuple[str, str]:
+        """A 256-entry lookup table in the narrowest C type holding its values: (name, type)."""
+        v = np.asarray(values, np.int64)
+        if v.min() >= -128 and v.max() <= 127:
+            return self.add_int8(name, v, comment), "int8_t"
+        if v.min() >= 0 and v.max() <= 255:
+            self.uint8.append({"name": identifier(name), "size": int(v.size),
+                               "rows": int_rows(v), "comment": comment})
+            return name, "uint8_t"
+        return self.add_int16(name, v, comment), "int16_t"
+
+    def add_int16(self, name: str, values, comment: str) -> str:
+        v = np.asarray(values).astype(np.int16).ravel()
+        self.int16.append({"name": identifier(name), "size": max(int(v.size), 1),
+                           "rows": int_rows(v, 12) if v.size else ["0,"], "comment": comment})
+        return name
 
     def add_int8(self, name: str, values, comment: str) -> str:
         v = np.asarray(values).astype(np.int8).ravel()
@@ -116,7 +140,7 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         raise KwsError(f"the step model must have exactly the inputs frame and state, found "
                        f"tensors {list(graph.inputs)}")
 
-    arrays = _Arrays([], [])
+    arrays = _Arrays([], [], [], [])
     constants: dict[int, str] = {}
 
     def pointer(t: int, extra: int = 0) -> str:
@@ -191,13 +215,22 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
                       "batches": params.batches, "accum_depth": params.accum_depth,
                       "output_depth": params.output_depth, "output": pointer(op.outputs[0])}
             if fast is not None:
-                w = arrays.add_int8(f"kws_w_{n}", special.interleave_weights(params.weights),
-                                    f"{label}: weights [{params.output_depth}]"
-                                    f"[{params.accum_depth}], {special.FC_GROUP} rows "
-                                    "interleaved (special.interleave_weights)")
-                b = arrays.add_int32(f"kws_b_{n}", fast.bias,
-                                     f"{label}: bias + input_offset ({params.input_offset}) * "
-                                     "row sums")
+                shape = f"[{params.output_depth}][{params.accum_depth}]"
+                if fast.paired:
+                    w = arrays.add_int16(f"kws_w_{n}", special.pair_weights(params.weights),
+                                         f"{label}: weights {shape}, rows paired, 2^8 * odd + "
+                                         "even per int16 (special.pair_weights)")
+                    b = arrays.add_int32(f"kws_b_{n}", fast.bias,
+                                         f"{label}: bias + input_offset ({params.input_offset}) "
+                                         "* row sums; odd rows of each group of 4: even + 2^8 * "
+                                         "odd (special.pair_bias)")
+                else:
+                    w = arrays.add_int8(f"kws_w_{n}", special.interleave_weights(params.weights),
+                                        f"{label}: weights {shape}, {special.FC_GROUP} rows "
+                                        "interleaved (special.interleave_weights)")
+                    b = arrays.add_int32(f"kws_b_{n}", fast.bias,
+                                         f"{label}: bias + input_offset ({params.input_offset}) "
+                                         "* row sums")
                 q_name = identifier(f"kws_q_{n}")
                 requant_arrays.append({
                     "name": q_name, "size": len(fast.requant),
@@ -208,10 +241,9 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
                              for row in fast.requant]})
                 steps.append({**common, "kind": "fc_fast_int8" if fast.full_range else "fc_fast",
                               "weights": w, "bias": b, "requant": q_name,
-                              "suffix": FC_FAST_VARIANTS[fast.shared]["suffix"],
                               "function": fc_fast_function(fast.shared, fast.full_range,
                                                            params.accum_depth,
-                                                           params.output_depth)})
+                                                           params.output_depth, fast.paired)})
                 continue
             w = arrays.add_int8(f"kws_w_{n}", params.weights,
                                 f"{label}: weights [{params.output_depth}][{params.accum_depth}]")
@@ -266,6 +298,8 @@ def context(tflite_bytes: bytes, *, specialize: bool = True, fuse: bool = True) 
         "op_count": len(graph.ops),
         "op_summary": ", ".join(graph.op_names),
         "int8_arrays": arrays.int8,
+        "int16_arrays": arrays.int16,
+        "uint8_arrays": arrays.uint8,
         "int32_arrays": arrays.int32,
         "requant_arrays": requant_arrays,
         # the model calls only depth-specialized fast FULLY_CONNECTEDs; the generic ones
@@ -288,26 +322,36 @@ FC_FAST_VARIANTS = {
            "comment": "requant[0] for every output channel (per-tensor weights: 12 bytes of "
                       "flash per channel less)"},
 }
+FC_LAYOUTS = {
+    False: {"suffix": "", "wtype": "int8_t", "body": "kws_fc_fast_body",
+            "comment": "int8 weights, 4 rows interleaved"},
+    True: {"suffix": "_pair", "wtype": "int16_t", "body": "kws_fc_pair_body",
+           "comment": "int16 weights, rows paired (1 SXTB16 per 4 MACs)"},
+}
 
 
-def fc_fast_function(shared: bool, full_range: bool, depth: int, out_depth: int) -> dict:
+def fc_fast_variant(shared: bool, paired: bool) -> dict:
+    """The any-shape fast FULLY_CONNECTED of one requantization storage and weight layout (only
+    compiled for kernel tests; a model calls the shape-specialized ones)."""
+    v, layout = FC_FAST_VARIANTS[shared], FC_LAYOUTS[paired]
+    return {"suffix": v["suffix"] + layout["suffix"], "stride": v["stride"],
+            "wtype": layout["wtype"], "body": layout["body"],
+            "comment": f"{v['comment']}; {layout['comment']}"}
+
+
+def fc_fast_function(shared: bool, full_range: bool, depth: int, out_depth: int,
+                     paired: bool = False) -> dict:
     """A fast FULLY_CONNECTED compiled for one shape: with the accumulation and output depths
     constants the compiler unrolls the 4-input blocks, drops the tail loops and the tests the
     generic kernel makes per group of 4 rows, and keeps the loop state in registers (~15% of a
-    GRU step)."""
-    v = FC_FAST_VARIANTS[shared]
+    GRU step). `paired`: the row-pair weight layout (special.pair_weights)."""
+    v = fc_fast_variant(shared, paired)
     kind = "_int8" if full_range else ""
     return {"name": f"kws_fc_fast{kind}{v['suffix']}_{int(depth)}x{int(out_depth)}",
             "int8": full_range, "stride": v["stride"], "depth": int(depth),
-            "out_depth": int(out_depth),
+            "out_depth": int(out_depth), "wtype": v["wtype"], "body": v["body"],
             "comment": f"{v['comment']}; {int(depth)} inputs, {int(out_depth)} outputs"
                        + ("; int8 output range" if full_range else "")}
-
-
-def fc_fast_variants(suffixes) -> list[dict]:
-    """The fast FULLY_CONNECTED variants to emit: only those the model calls (the flash
-    footprint counts every compiled function)."""
-    return [v for v in FC_FAST_VARIANTS.values() if v["suffix"] in suffixes]
 
 
 def _is_elementwise(graph, op, params) -> bool:
@@ -317,6 +361,10 @@ def _is_elementwise(graph, op, params) -> bool:
         return True
     return isinstance(params, (native_ops.AddSubParams, native_ops.MulParams)) and \
         params.broadcast != "general"
+
+
+def _offset(x: str, offset: int) -> str:
+    return f"({x} + {_lit(offset)})" if offset else x
 
 
 def _lit(value: int) -> str:
@@ -331,12 +379,55 @@ def _clamped(inner: str, shift: int, lo: int, hi: int) -> str:
     return f"kws_clamp({value}, {_lit(lo)}, {_lit(hi)})"
 
 
-def _table_middle(table: str, pre: list[str]) -> str:
-    """A pointer to entry 128 of a 256-entry table, declared before the loop: indexed by the
-    int8 value itself, one register-offset load per lookup (no `+ 128` add)."""
+def _table_middle(table: str, pre: list[str], ctype: str = "int8_t", offset: int = 0) -> str:
+    """A pointer to entry 128 - offset of a 256-entry table, declared before the loop: indexed
+    by the int8 value itself (plus `offset`, when the index is a table output stored with an
+    offset folded in), one register-offset load per lookup (no `+ 128` add)."""
+    if not -128 <= offset <= 128:
+        raise KwsError(f"table index offset {offset} outside [-128, 128]")
     name = f"{table}_mid"
-    pre.append(f"const int8_t *const {name} = {table} + 128;")
+    pre.append(f"const {ctype} *const {name} = {table} + {128 - offset};")
     return name
+
+
+def _table_offsets(graph, items, inside: set, specialize: bool) -> dict[int, int]:
+    """{tensor: offset} for the outputs of the fused loop's table lookups whose table can hold
+    value + offset: every reader is in the loop and is either another lookup (its index
+    pointer moves by the offset, for free) or a fast MUL that adds this very input offset
+    (x + o1) to it, which then costs nothing. The lookups are exact whatever the stored values;
+    the MUL sees the same (x + o1)."""
+    ops_by_index = {op.index: (op, p) for op, p in items}
+    offsets: dict[int, int] = {}
+    for op, p in items:
+        out = op.outputs[0]
+        if not _is_table(graph, op, p) or out in graph.outputs:
+            continue
+        wanted = set()
+        for c in graph.consumers(out):
+            if c not in inside:
+                wanted = None
+                break
+            cop, cp = ops_by_index[c]
+            if _is_table(graph, cop, cp):
+                continue
+            form = special.mul_fast(cp) if specialize and isinstance(cp, native_ops.MulParams) \
+                else None
+            if form is None or list(cop.inputs[:2]).count(out) != 1:
+                wanted = None
+                break
+            wanted.add(form.o1 if cop.inputs[0] == out else form.o2)
+        if wanted and len(wanted) == 1 and next(iter(wanted)) != 0:
+            offsets[out] = next(iter(wanted))
+    return offsets
+
+
+def _is_table(graph, op, p) -> bool:
+    """A fused-loop op computed as a 256-entry table: LOGISTIC/TANH, or ADD/SUB/MUL with a
+    constant scalar operand."""
+    if isinstance(p, native_ops.LutParams):
+        return True
+    return isinstance(p, (native_ops.AddSubParams, native_ops.MulParams)) and any(
+        graph.tensor(t).is_constant and graph.tensor(t).elements == 1 for t in op.inputs[:2])
 
 
 class _Unsafe(Exception):
@@ -350,6 +441,7 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
     inside = {op.index for op, _ in items}
     n = graph.tensor(items[0][0].outputs[0]).elements
     pre, loads, body, stores = [], [], [], []
+    folded = _table_offsets(graph, items, inside, specialize)  # local = value + offset
     names: dict[int, str] = {}
     reads: list[int] = []
     forms: list[str] = []
@@ -372,12 +464,16 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
     for op, p in items:
         n_op = op.index
         out = op.outputs[0]
+        off = folded.get(out, 0)
+        plus = f" + {off} (folded for its readers)" if off else ""
         if isinstance(p, native_ops.LutParams):
-            table = arrays.add_int8(f"kws_t_{n_op}", special.natural_lut(p.table),
-                                    f"{p.label}: table[x + 128] (input zero point "
-                                    f"{p.input_zero_point})")
-            expr = f"(int32_t){_table_middle(table, pre)}[{value(op.inputs[0])}]"
-            forms.append(f"{p.label}: table")
+            x_t = op.inputs[0]
+            table, ctype = arrays.add_table(
+                f"kws_t_{n_op}", special.natural_lut(p.table).astype(np.int64) + off,
+                f"{p.label}: table[x + 128]{plus} (input zero point {p.input_zero_point})")
+            expr = (f"(int32_t){_table_middle(table, pre, ctype, folded.get(x_t, 0))}"
+                    f"[{value(x_t)}]")
+            forms.append(f"{p.label}: table{plus}")
         else:
             t1, t2 = op.inputs[:2]
             const = [graph.tensor(t).is_constant and graph.tensor(t).elements == 1
@@ -385,11 +481,13 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
             if any(const):
                 pos = 0 if const[0] else 1
                 c_value = int(np.asarray(graph.tensor((t1, t2)[pos]).data).ravel()[0])
-                table = arrays.add_int8(f"kws_t_{n_op}", special.unary_table(p, c_value, pos),
-                                        f"{p.label} with operand {pos + 1} = {c_value}: "
-                                        "table[x + 128]")
-                expr = f"(int32_t){_table_middle(table, pre)}[{value((t1, t2)[1 - pos])}]"
-                forms.append(f"{p.label}: table")
+                x_t = (t1, t2)[1 - pos]
+                table, ctype = arrays.add_table(
+                    f"kws_t_{n_op}", special.unary_table(p, c_value, pos).astype(np.int64) + off,
+                    f"{p.label} with operand {pos + 1} = {c_value}: table[x + 128]{plus}")
+                expr = (f"(int32_t){_table_middle(table, pre, ctype, folded.get(x_t, 0))}"
+                        f"[{value(x_t)}]")
+                forms.append(f"{p.label}: table{plus}")
             elif isinstance(p, native_ops.AddSubParams):
                 form = special.affine_add_sub(p) if specialize else None
                 x, y = value(t1), value(t2)
@@ -405,7 +503,8 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
                 form = special.mul_fast(p) if specialize else None
                 x, y = value(t1), value(t2)
                 if form is not None:
-                    product = f"({x} + {_lit(form.o1)}) * ({y} + {_lit(form.o2)})"
+                    product = (f"{_offset(x, form.o1 - folded.get(t1, 0))} * "
+                               f"{_offset(y, form.o2 - folded.get(t2, 0))}")
                     expr = _clamped(f"kws_rdbp_fast(kws_srdhm_fast({product}, "
                                     f"{_lit(form.multiplier2)}), {_lit(form.round)}, "
                                     f"{form.shift})", 0, form.lo, form.hi)
@@ -434,8 +533,25 @@ def _loop_step(graph, items, pointer, location, arrays, structs, specialize: boo
             ubase, uoff = location(u)
             if u != t and base == ubase and off < uoff + n and uoff < off + n:
                 raise _Unsafe(f"tensors {t} and {u} share bytes")
+    lines = loads + body + stores
+    two = _two_lanes(lines, [v for v in names.values() if v[0] in "xv"]) if n % 2 == 0 else None
     return {"kind": "loop", "label": "ELEMENTWISE LOOP: " + ", ".join(p.label for _, p in items),
-            "forms": forms, "n": n, "pre": pre, "body": loads + body + stores}
+            "forms": forms, "n": n, "pre": pre, "body": lines, "two_lanes": two}
+
+
+def _two_lanes(lines: list[str], local_names: list[str]) -> list[str]:
+    """The loop body for elements i and i + 1, statement by statement side by side: a constant
+    the compiler cannot keep in a register is then loaded once for two elements, and the loop
+    test runs once per two (about 3 instructions per element less on the M4; compiled where
+    kws_kernels.h defines KWS_TWO_LANES). Each lane keeps its own locals (suffix _a / _b);
+    every load still comes before every store, and element i + 1 is stored after element i, so
+    the memory plan's safety rule (_Unsafe) still holds."""
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, local_names)) + r")\b")
+    out = []
+    for line in lines:
+        for suffix, index in (("_a", "[i]"), ("_b", "[i + 1u]")):
+            out.append(pattern.sub(lambda m: m.group(1) + suffix, line).replace("[i]", index))
+    return out
 
 
 def _params_struct(p, n_op: int, structs: list) -> str:
@@ -460,11 +576,12 @@ def _elementwise_steps(graph, region, pointer, location, arrays, structs, *, spe
     that is safe for the memory plan, else one loop per op (always safe: the plan never lets
     an op's output share bytes with its inputs)."""
     if fuse and len(region) > 1:
-        mark = (len(arrays.int8), len(structs))
+        mark = (len(arrays.int8), len(arrays.uint8), len(arrays.int16), len(structs))
         try:
             return [_loop_step(graph, region, pointer, location, arrays, structs, specialize)]
         except _Unsafe:
-            del arrays.int8[mark[0]:], structs[mark[1]:]
+            del arrays.int8[mark[0]:], arrays.uint8[mark[1]:], arrays.int16[mark[2]:]
+            del structs[mark[3]:]
     return [_loop_step(graph, [item], pointer, location, arrays, structs, specialize)
             for item in region]
 

@@ -20,6 +20,9 @@ the very same int8 for every input the op can see:
   RoundingDivideByPOT(y, e) + zero point is (y + (y >> 31) + 2^(e-1) + zp * 2^e) >> e. Valid for
   2^30 <= m < 2^31, 1 <= e and accumulators whose bound (from the weights) leaves room for the
   rounding constant; `fc_channels` returns None otherwise and the generic kernel runs.
+- FULLY_CONNECTED weights: two rows per int16 (2^8 * odd + even), so that one SMLAD on the raw
+  word and one on its SXTB16 give both rows (the odd one as (F - E) >> 8), when `pairable`
+  proves every int16 and every partial sum in range; else the byte-interleaved layout.
 
 Every "form" below comes with `values(...)`, the integer arithmetic the C code performs, so the
 tests can replay it against the reference on every input.
@@ -270,10 +273,14 @@ class FcChannels:
 
     table: np.ndarray
     full_range: bool  # the clamp is exactly int8's range (one SSAT)
+    paired: bool = False  # weights in the row-pair layout (pair_weights), else interleave_weights
 
     @property
     def bias(self) -> np.ndarray:
-        return self.table[:, 0]
+        """The accumulator start values the C kernel takes: the folded biases, with the paired
+        layout's odd rows of each group holding bias_even + 2^8 * bias_odd (pair_bias)."""
+        bias = self.table[:, 0]
+        return pair_bias(bias) if self.paired else bias
 
     @property
     def shared(self) -> bool:
@@ -314,7 +321,8 @@ def fc_channels(p: ops.FullyConnectedParams) -> FcChannels | None:
         return None
     m2 = 2 * m - (1 << 32)
     table = np.stack([p.folded_bias.astype(np.int64), m2, rnd, e], axis=1)
-    return FcChannels(table=table, full_range=(p.activation_min, p.activation_max) == (-128, 127))
+    return FcChannels(table=table, full_range=(p.activation_min, p.activation_max) == (-128, 127),
+                      paired=pairable(p.weights, bound))
 
 
 def fc_requant_reference(p: ops.FullyConnectedParams, acc) -> np.ndarray:
@@ -341,6 +349,106 @@ def interleave_weights(weights: np.ndarray, group: int = FC_GROUP) -> np.ndarray
         parts.append(blk[:, d4:].T.reshape(-1))
     parts.append(weights[out_depth // group * group:].reshape(-1))
     return np.concatenate(parts) if parts else np.zeros(0, np.int8)
+
+
+# --- the row-pair layout ------------------------------------------------------------------
+#
+# Two rows r (even) and r + 1 (odd) of a group share one int16 per input column:
+# h = 2^8 * w[r+1][k] + w[r][k]. A word holds two such halves, so for an input word of two int16
+# lanes (x_i, x_j) one SMLAD on the raw word adds x_i * h_i + x_j * h_j to a "full" accumulator
+# F = sum_k x_k * (2^8 * w[r+1][k] + w[r][k]), and one SXTB16 (the low byte of each half, which
+# is w[r][k] itself) plus a second SMLAD add sum_k x_k * w[r][k] to the even row's accumulator
+# E. The odd row is then (F - E) >> 8, exactly. That is 1 SXTB16 and 2 SMLAD per 4 MACs where
+# the byte layout needs 2 SXTB16 and 2 SMLAD.
+#
+# Exact when (pairable): h fits int16 (not w[r+1][k] == -128 with w[r][k] < 0; TFLite's
+# symmetric int8 weights never reach -128), and no partial sum of F leaves int32:
+# 2^8 * bound[r+1] + bound[r] < 2^31 with bound = fc_accumulator_bound (so F - E = 2^8 * odd
+# row, and F's start value bias[r] + 2^8 * bias[r+1], also fit). Weights and start values are
+# arranged here; the C code only sums and shifts.
+
+PAIR_SHIFT = 8
+
+
+def pairable(weights: np.ndarray, bound: np.ndarray, group: int = FC_GROUP) -> bool:
+    """Whether the row-pair layout is exact for these weights and per-channel accumulator
+    bounds (every pair of every full group of rows; the rows left over stay unpaired)."""
+    w = np.asarray(weights, np.int64)
+    rows = w.shape[0] // group * group
+    even, odd = w[0:rows:2], w[1:rows:2]
+    if ((odd == -128) & (even < 0)).any():
+        return False
+    b = np.asarray(bound, np.int64)
+    return bool(((b[1:rows:2] << PAIR_SHIFT) + b[0:rows:2] < _INT32_LIMIT - 1).all())
+
+
+def pair_bias(bias: np.ndarray, group: int = FC_GROUP) -> np.ndarray:
+    """The kernel's start values for the row-pair layout: each odd row of a full group starts
+    the full accumulator F, bias[r] + 2^8 * bias[r+1]; even rows and the rows left over keep
+    their bias."""
+    out = np.asarray(bias, np.int64).copy()
+    rows = out.size // group * group
+    out[1:rows:2] = out[0:rows:2] + (out[1:rows:2] << PAIR_SHIFT)
+    return out
+
+
+def _block_order(depth: int) -> np.ndarray:
+    """Column order of the row-pair layout inside each 4-input block, as the widened input
+    words pair them: (x0, x2) then (x1, x3); the depth % 4 tail columns follow in order."""
+    d4 = depth // 4 * 4
+    blocks = (np.arange(0, d4, 4)[:, None] + np.array([0, 2, 1, 3])).reshape(-1)
+    return np.concatenate([blocks, np.arange(d4, depth)]).astype(np.int64)
+
+
+def pair_weights(weights: np.ndarray, group: int = FC_GROUP) -> np.ndarray:
+    """int16 weights of the row-pair layout. Per group of 4 rows (pairs (0, 1) and (2, 3)):
+    per 4-input block, pair 0's halves for columns 0, 2, 1, 3, then pair 1's; then per tail
+    column, pair 0's half and pair 1's. The output_depth % 4 rows left over follow one by one,
+    as int16 weights in the same column order (no pairing). Requires `pairable`."""
+    w = np.asarray(weights, np.int64)
+    out_depth, depth = w.shape
+    order = _block_order(depth)
+    d4 = depth // 4 * 4
+    parts = []
+    for g in range(out_depth // group):
+        blk = w[g * group:(g + 1) * group][:, order]
+        halves = (blk[1::2] << PAIR_SHIFT) + blk[0::2]  # [pairs, depth]
+        pairs = halves.shape[0]
+        head = halves[:, :d4].reshape(pairs, d4 // 4, 4).transpose(1, 0, 2).reshape(-1)
+        parts += [head, halves[:, d4:].T.reshape(-1)]
+    parts.append(w[out_depth // group * group:][:, order].reshape(-1))
+    out = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if out.size and (out.min() < -(1 << 15) or out.max() >= 1 << 15):
+        raise ValueError("weights are not pairable (a half leaves int16)")
+    return out.astype(np.int16)
+
+
+def pair_dot(weights_paired: np.ndarray, start: np.ndarray, x: np.ndarray, out_depth: int,
+             depth: int, group: int = FC_GROUP) -> np.ndarray:
+    """Accumulators read from the row-pair layout as the C kernel computes them: start values
+    (pair_bias) plus the sums, each odd row recovered as (F - E) >> 8 (for tests)."""
+    w = np.asarray(weights_paired, np.int64)
+    x = np.asarray(x, np.int64)[_block_order(depth)]
+    acc = np.asarray(start, np.int64).copy()
+    d4 = depth // 4 * 4
+    pos = 0
+    for g in range(out_depth // group):
+        pairs = group // 2
+        head = w[pos:pos + pairs * d4].reshape(d4 // 4, pairs, 4).transpose(1, 0, 2)
+        pos += pairs * d4
+        tail = w[pos:pos + pairs * (depth - d4)].reshape(depth - d4, pairs).T
+        pos += pairs * (depth - d4)
+        halves = np.concatenate([head.reshape(pairs, d4), tail], axis=1)  # [pairs, depth]
+        for j in range(pairs):
+            even, full = g * group + 2 * j, g * group + 2 * j + 1
+            e = acc[even] + (((halves[j] & 0xFF) ^ 0x80) - 0x80) @ x  # SXTB16: the low bytes
+            f = acc[full] + halves[j] @ x
+            assert abs(f) < _INT32_LIMIT and abs(e) < _INT32_LIMIT
+            acc[even], acc[full] = e, (f - e) >> PAIR_SHIFT
+    for c in range(out_depth // group * group, out_depth):
+        acc[c] += w[pos:pos + depth] @ x
+        pos += depth
+    return acc
 
 
 def fc_fast_dot(weights_interleaved: np.ndarray, x: np.ndarray, out_depth: int, depth: int,

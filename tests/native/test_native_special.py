@@ -185,10 +185,62 @@ def test_interleaved_weights_give_the_same_dot_products(shape):
                           w.astype(np.int64) @ x.astype(np.int64))
 
 
+@pytest.mark.parametrize("shape", [(1, 4), (3, 5), (4, 8), (11, 43), (12, 64), (8, 3)])
+def test_paired_weights_give_the_same_dot_products(shape):
+    """The row-pair layout (F - E) >> 8 recovers every odd row exactly, extreme weights
+    included; the bytes equal the weights' (the rows left over as int16: 2 bytes each)."""
+    rng = np.random.default_rng(sum(shape) + 1)
+    w = rng.integers(-127, 128, shape).astype(np.int8)
+    w[:, 0] = 127 * (-1) ** np.arange(shape[0])
+    x = rng.integers(-128, 128, shape[1])
+    x[0] = -128
+    bias = rng.integers(-30000, 30000, shape[0])
+    bound = np.abs(bias) + 128 * np.abs(w.astype(np.int64)).sum(axis=1)
+    assert special.pairable(w, bound)
+    paired = special.pair_weights(w)
+    rows = shape[0] // 4 * 4
+    assert paired.nbytes == rows * shape[1] + 2 * (shape[0] - rows) * shape[1]
+    assert np.array_equal(special.pair_dot(paired, special.pair_bias(bias), x, *shape),
+                          bias + w.astype(np.int64) @ x.astype(np.int64))
+
+
+def test_pairing_preconditions():
+    rng = np.random.default_rng(3)
+    p = _fc_params(rng, 8, 12)
+    assert special.fc_channels(p).paired
+    assert not special.fc_channels(_unpairable(p)).paired
+    w = p.weights.copy()
+    w[5, 3], w[4, 3] = -128, 0  # -128 in an odd row is fine next to a non-negative weight
+    assert special.fc_channels(dataclasses.replace(p, weights=w)).paired
+    w[0, 0] = -128  # and anywhere in an even row
+    assert special.fc_channels(dataclasses.replace(p, weights=w)).paired
+    bound = special.fc_accumulator_bound(p)
+    assert special.pairable(p.weights, bound)
+    big = bound.copy()
+    big[1] = 1 << 23  # F = E + 2^8 * odd row could leave int32
+    assert not special.pairable(p.weights, big)
+    big[1] = (1 << 23) - (int(bound[0]) >> 8) - 2  # just inside
+    assert special.pairable(p.weights, big)
+    rest = _fc_params(rng, 7, 12)
+    w = rest.weights.copy()
+    w[5, 0], w[4, 0] = -128, -1  # rows 4-6 are left over (unpaired int16 rows): no constraint
+    assert special.fc_channels(dataclasses.replace(rest, weights=w)).paired
+
+
+def _unpairable(p):
+    """p with one weight of an odd row at -128 next to a negative even-row weight: no int16
+    holds that pair, so the interleaved int8 layout runs."""
+    w = p.weights.copy()
+    col = min(3, w.shape[1] - 1)
+    w[4, col], w[5, col] = -7, -128
+    return dataclasses.replace(p, weights=w)
+
+
 def _fc_cases():
     """(params, [batches, depth] inputs) with odd shapes: 2 groups of 4 rows + 3 rows, 10
-    input words + 3 bytes, two batches, extreme inputs; one clamped variant; per-channel and
-    per-tensor (one shared requantization) multipliers."""
+    input words + 3 bytes, two batches, extreme inputs (weights of +-127 included); one clamped
+    variant; per-channel and per-tensor (one shared requantization) multipliers; each in the
+    row-pair layout and in the interleaved one."""
     rng = np.random.default_rng(12)
     cases = []
     for depth in FC_DEPTHS:
@@ -197,6 +249,11 @@ def _fc_cases():
                 p = _fc_params(rng, FC_OUT_DEPTH, depth, activation=activation, batches=3,
                                input_shapes=((3, depth),),
                                output_shapes=((3, FC_OUT_DEPTH),))
+                w = p.weights.copy()
+                w[0, :4], w[1, :4] = (np.array([(127, -127, 127, -127),
+                                                (-127, -127, 127, 127)])[:, :depth])
+                w[3, -1], w[2, -1] = -127, -127  # extremes in the tail columns too
+                p = dataclasses.replace(p, weights=w)
                 if not per_channel:
                     p = dataclasses.replace(
                         p, per_channel=False,
@@ -205,14 +262,18 @@ def _fc_cases():
                 x = rng.integers(-128, 128, (3, depth)).astype(np.int8)
                 x[1] = -128
                 x[2] = 127
-                cases.append((p, x))
-    assert [special.fc_channels(p).shared for p, _ in cases] == [False, False, True, True] * 2
+                cases += [(p, x), (_unpairable(p), x)]
+    assert [special.fc_channels(p).shared for p, _ in cases] == \
+        ([False] * 4 + [True] * 4) * len(FC_DEPTHS)
+    assert [special.fc_channels(p).paired for p, _ in cases] == \
+        [True, False] * 4 * len(FC_DEPTHS)
     return cases
 
 
-# 10 input words + 3 bytes (an even number of 4-input blocks: the paired blocks only) and 5
-# words + 1 byte (the odd block too), for the generic and the depth-specialized kernels
-FC_DEPTHS = (43, 21)
+# 10 input words + 3 bytes (an even number of 4-input blocks: the paired blocks only), 5
+# words + 1 byte (the odd block too) and 3 bytes (no block), for the generic and the
+# depth-specialized kernels
+FC_DEPTHS = (43, 21, 3)
 FC_OUT_DEPTH = 11  # 2 groups of 4 rows + 3 rows
 
 
@@ -220,19 +281,22 @@ def _fc_functions(p) -> list[tuple[str, bool]]:
     """(C function, is the any-shape one) of both kernels that compute `p`."""
     fast = special.fc_channels(p)
     generic = ("kws_fc_fast_int8" if fast.full_range else "kws_fc_fast") + \
-        cgen.FC_FAST_VARIANTS[fast.shared]["suffix"]
+        cgen.fc_fast_variant(fast.shared, fast.paired)["suffix"]
     special_fn = cgen.fc_fast_function(fast.shared, fast.full_range, p.accum_depth,
-                                       p.output_depth)["name"]
+                                       p.output_depth, fast.paired)["name"]
     return [(generic, True), (special_fn, False)]
 
 
-def _kernel_sources():
+def _kernel_sources(wide_words: int = 2 * (max(FC_DEPTHS) // 4)):
     """The kernel files with every fast FULLY_CONNECTED variant (a model emits only those it
-    calls)."""
-    functions = [cgen.fc_fast_function(shared, full, depth, FC_OUT_DEPTH) for depth in FC_DEPTHS
-                 for shared in (False, True) for full in (False, True)]
-    ctx = {**cgen.context(_any_model()), "fc_fast_variants": list(cgen.FC_FAST_VARIANTS.values()),
-           "fc_fast_functions": functions, "fc_wide_words": 2 * (max(FC_DEPTHS) // 4)}
+    calls); `wide_words` sizes the widened-input buffer (deeper inputs take the DSP kernels that
+    widen the input per group of rows)."""
+    combos = [(shared, paired) for shared in (False, True) for paired in (False, True)]
+    functions = [cgen.fc_fast_function(shared, full, depth, FC_OUT_DEPTH, paired)
+                 for depth in FC_DEPTHS for shared, paired in combos for full in (False, True)]
+    ctx = {**cgen.context(_any_model()),
+           "fc_fast_variants": [cgen.fc_fast_variant(*c) for c in combos],
+           "fc_fast_functions": functions, "fc_wide_words": wide_words}
     return {name: cgen.render(tpl, ctx, "0" * 64) for name, tpl in cgen.TEMPLATES.items()
             if name.startswith("kws_kernels")}
 
@@ -250,7 +314,8 @@ def test_fc_fast_kernel_on_the_host():
     size = ctypes.c_size_t
     for p, x in _fc_cases():
         fast = special.fc_channels(p)
-        w = special.interleave_weights(p.weights)
+        w = _fast_weights(p, fast)
+        wp = np.ctypeslib.ndpointer(w.dtype, flags="C_CONTIGUOUS")
         bias = np.ascontiguousarray(fast.bias, np.int32)
         requant = np.ascontiguousarray(fast.requant, np.int32)
         expected = ops.evaluate_fully_connected(p, [x])[0].reshape(-1)
@@ -259,11 +324,16 @@ def test_fc_fast_kernel_on_the_host():
         for name, generic in _fc_functions(p):
             fn = getattr(lib, name)
             dims = [x.shape[0], p.accum_depth, p.output_depth] if generic else [x.shape[0]]
-            fn.argtypes = [i8p, i8p, i32p, i32p] + [i32p] * len(params) + \
+            fn.argtypes = [i8p, wp, i32p, i32p] + [i32p] * len(params) + \
                 [size] * len(dims) + [i8p]
             out = np.zeros(x.shape[0] * p.output_depth, np.int8)
             fn(np.ascontiguousarray(x), w, bias, requant, *params, *dims, out)
             assert np.array_equal(out, expected), name
+
+
+def _fast_weights(p, fast) -> np.ndarray:
+    return special.pair_weights(p.weights) if fast.paired else \
+        special.interleave_weights(p.weights)
 
 
 def _c_array(ctype: str, name: str, values) -> str:
@@ -271,17 +341,21 @@ def _c_array(ctype: str, name: str, values) -> str:
     return f"static const {ctype} {name}[] = {{{items}}};\n"
 
 
-@pytest.mark.parametrize("core", list(qemu.MACHINES))
-def test_fc_fast_kernel_in_qemu(core):
+@pytest.mark.parametrize("core, wide_words",
+                         [(core, 2 * (max(FC_DEPTHS) // 4)) for core in qemu.MACHINES] +
+                         [("cortex-m4f", 2 * (21 // 4))])
+def test_fc_fast_kernel_in_qemu(core, wide_words):
     """The DSP kernel (SMLAD loop, byte tail, remainder rows, SMMLAR, SSAT) on each emulated
-    core, against the reference FULLY_CONNECTED."""
+    core, against the reference FULLY_CONNECTED; with a widened-input buffer too small for the
+    deeper input once (its kernels then widen the input per group of rows)."""
     if qemu.shutil.which(qemu.QEMU) is None or qemu.shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
     body, calls, expected = [], [], []
     for n, (p, x) in enumerate(_fc_cases()):
         fast = special.fc_channels(p)
         body.append(_c_array("int8_t", f"x{n}", x))
-        body.append(_c_array("int8_t", f"w{n}", special.interleave_weights(p.weights)))
+        body.append(_c_array("int16_t" if fast.paired else "int8_t", f"w{n}",
+                             _fast_weights(p, fast)))
         rows = ", ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in fast.requant)
         body.append(_c_array("int32_t", f"b{n}", fast.bias))
         body.append(f"static const kws_fc_requant_t q{n}[] = {{{rows}}};\n")
@@ -301,7 +375,8 @@ def test_fc_fast_kernel_in_qemu(core):
     main = ('#include <stddef.h>\n#include "kws_harness.h"\n#include "kws_kernels.h"\n' +
             "".join(body) + "int main(void)\n{\n    size_t i;\n    " + "\n    ".join(calls) +
             '\n    kws_print("\\n");\n    return 0;\n}\n')
-    result = qemu.run_sources({**_kernel_sources(), "fc_test_main.c": main}, core, "fc_fast")
+    result = qemu.run_sources({**_kernel_sources(wide_words), "fc_test_main.c": main}, core,
+                              "fc_fast")
     assert result.status == 0, result.stderr
     got = [int(v) for v in result.stdout.strip().split(",") if v.strip()]
     assert got == expected
@@ -337,11 +412,49 @@ def test_forms_that_cannot_be_proven_fall_back(build_model, monkeypatch):
     assert np.array_equal(native.run_clips(frames), tflm.run_clips(frames))
 
 
+def test_interleaved_layout_model_equals_tflm(build_model, monkeypatch):
+    """With no FULLY_CONNECTED pairable (as for weights with -128 next to negative ones), the
+    model runs on the interleaved int8 layout and the logits stay TFLM's; normally the
+    row-pair one runs."""
+    tflite = build_model(*BUILT["H16x2-C12"])
+    assert "kws_fc_fast_int8_pair_" in cgen.sources(tflite)["kws_kernels.c"]
+    monkeypatch.setattr(special, "pairable", lambda weights, bound: False)
+    files = cgen.sources(tflite)
+    assert "kws_fc_fast_int8_pair_" not in files["kws_kernels.c"]
+    assert "static const int16_t" not in files["kws_model.c"]
+    native, tflm = NativeModel(tflite), TflmStepModel(tflite)
+    frames = clip_frames(tflm.io, 8, 23)
+    assert np.array_equal(native.run_clips(frames), tflm.run_clips(frames))
+
+
 def test_gru_gates_become_one_loop(build_model):
     text = cgen.sources(build_model(*BUILT["H64-C12"]))["kws_model.c"]
     assert text.count("ELEMENTWISE LOOP") == 1
     assert "kws_add_sub(" not in text and "kws_mul(" not in text and "kws_lut(" not in text
     assert "affine" in text and "fast requantization" in text
+    # two elements per iteration where the core has the registers, one on the M0+ (both run:
+    # the host and M4/M7/M55 builds take the first, tests/emulate/test_m0plus.py the second)
+    assert text.count("#ifdef KWS_TWO_LANES") == 1 and "i += 2u" in text and "++i" in text
+    # the gates' (sigma + 128) operands come from tables holding sigma + 128 (uint8), so the MULs
+    # add nothing; the one lookup indexed by such a value moves its pointer instead
+    assert "LOGISTIC (op 5): table + 128 (folded for its readers)" in text
+    assert "static const uint8_t kws_t_5[256]" in text and "kws_t_6 + 0;" in text
+    assert "(v21_a + 128)" not in text and "(v21_a * x0_a" in text
+
+
+def test_table_offsets_only_for_readers_that_take_them(build_model):
+    """No offset is folded into a table whose output is also read by a non-MUL op, a MUL with
+    another input offset, or outside the loop."""
+    ref = NativeReference(build_model(*BUILT["H16-C10"]), poison=False)
+    graph = ref.graph
+    items = [(op, p) for op, p in zip(graph.ops, ref.params) if cgen._is_elementwise(graph, op, p)]
+    inside = {op.index for op, _ in items}
+    folded = cgen._table_offsets(graph, items, inside, True)
+    assert folded and all(cgen._is_table(graph, op, p) for op, p in items
+                          if op.outputs[0] in folded)
+    assert cgen._table_offsets(graph, items, inside, False) == {}  # no fast MUL, no fold
+    t = next(iter(folded))
+    assert t not in cgen._table_offsets(graph, items, inside - {graph.consumers(t)[0]}, True)
 
 
 def test_an_unsafe_fusion_is_split(build_model):
@@ -352,7 +465,7 @@ def test_an_unsafe_fusion_is_split(build_model):
     graph = ref.graph
     items = [(op, p) for op, p in zip(graph.ops, ref.params)
              if cgen._is_elementwise(graph, op, p)]
-    arrays = cgen._Arrays([], [])
+    arrays = cgen._Arrays([], [], [], [])
     last_out = items[-1][0].outputs[0]
     first_in = next(t for t in items[0][0].inputs if not graph.tensor(t).is_constant)
 
