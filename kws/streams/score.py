@@ -274,7 +274,8 @@ def tally(runs: Sequence[StreamRun], config: RecognizerConfig,
     return out
 
 
-DEFAULT_THRESHOLDS = tuple(round(x, 3) for x in np.arange(0.30, 0.9951, 0.005))
+DEFAULT_THRESHOLDS = tuple(round(x, 4) for x in (*np.arange(0.30, 0.9801, 0.005),
+                                                 *np.arange(0.981, 0.99951, 0.001)))
 
 
 @dataclass
