@@ -177,23 +177,53 @@ LOG_SERIES = (0.666534, 0.412888)
 error 3.5e-8, far below what float32 rounding of log values of about 1 adds. Two terms fewer
 than the Taylor series to t^9 for the same accuracy (tests/features check the bound)."""
 
-MEL_CHUNKS = (8, 4, 2, 1)
-"""Weights the C mel sums load at a time (mel_dot8 .. mel_dot1 in the template)."""
+MEL_CHUNK_BINS = 8
+"""Bins the C mel stream loads at a time (8 powers and up to 16 weights: 24 FPU registers)."""
 
 
-def mel_plan(params: FeatureParams) -> list[dict]:
-    """Per band: its first bin and its bin count split greedily into MEL_CHUNKS, which the
-    template unrolls."""
-    first, count, _, _ = sparse_mel(params)
-    plan = []
-    for lo, n in zip(first, count):
-        chunks = []
-        for c in MEL_CHUNKS:
-            while n >= c:
-                chunks.append(c)
-                n -= c
-        plan.append({"first": int(lo), "chunks": chunks})
-    return plan
+def mel_stream(params: FeatureParams) -> tuple[list[dict], np.ndarray]:
+    """(chunks, weights) of the FPU builds' mel sums, which walk the bins upwards once.
+
+    Each bin lies in one band or in two neighbouring ones (b, b+1), so a pass over the bins
+    updates at most two running sums: band b's in accumulator b % 2. Bins come in chunks of
+    up to MEL_CHUNK_BINS that never straddle a change of the bands a bin lies in; per chunk:
+    `bin` (its first bin), `n` (bins), `nw` (weights, stored in the order the chunk uses them:
+    per bin its bands' weights, lower band first), `ops` (per product: accumulator, weight
+    index, power index, whether it starts its band, and `last`: the band it completes, whose
+    log is taken right after it). Every band still
+    sums its products in bin order, so the sums are those of the per-band loop."""
+    first, count, offset, weights = sparse_mel(params)
+    per_bin: dict[int, list[tuple[int, float]]] = {}
+    for band, (lo, n, off) in enumerate(zip(first, count, offset)):
+        for i in range(int(n)):
+            per_bin.setdefault(int(lo) + i, []).append((band, float(weights[off + i])))
+    last_bin = {band: int(lo + n - 1) for band, (lo, n) in enumerate(zip(first, count)) if n}
+    chunks: list[dict] = []
+    table: list[float] = []
+    started: set[int] = set()
+    for k in sorted(per_bin):
+        bands = tuple(b for b, _ in per_bin[k])
+        # slaney triangles: a bin is in band b and at most b + 1, and band b + 2 starts only
+        # after band b's last bin (so b and b + 2 can share an accumulator)
+        if len(bands) > 2 or (len(bands) == 2 and bands[1] != bands[0] + 1) or any(
+                b - 2 in last_bin and last_bin[b - 2] >= k for b in bands):
+            raise ValueError(f"mel bin {k} lies in bands {bands}: not a chain of triangles")
+        c = chunks[-1] if chunks else None
+        if (c is None or c["bands"] != bands or c["n"] == MEL_CHUNK_BINS
+                or c["bin"] + c["n"] != k):
+            jump = not chunks or chunks[-1]["bin"] + chunks[-1]["n"] != k
+            c = {"bin": k, "n": 0, "nw": 0, "bands": bands, "ops": [], "jump": jump}
+            chunks.append(c)
+        for band, w in per_bin[k]:
+            c["ops"].append({"acc": band % 2, "w": c["nw"], "p": c["n"],
+                             "first": band not in started,
+                             "last": band if last_bin[band] == k else None})
+            started.add(band)
+            table.append(w)
+            c["nw"] += 1
+        c["n"] += 1
+    # bands with no bin at all are log(floor): the C writes them before the stream
+    return chunks, np.array(table, np.float32)
 
 
 def fft_model(frame: np.ndarray, fft_size: int) -> np.ndarray:
@@ -285,6 +315,7 @@ def context(params: FeatureParams) -> dict:
     half = params.fft_size // 2
     radix4_stages, radix2_tw = stage_plan(half)
     first, count, offset, weights = sparse_mel(params)
+    mel_chunks, mel_stream_weights = mel_stream(params)
     return {
         "sample_rate_hz": params.sample_rate_hz,
         "window_samples": params.window_samples,
@@ -296,7 +327,11 @@ def context(params: FeatureParams) -> dict:
         "log_floor_bits": f"0x{int(np.float32(params.log_floor).view(np.uint32)):08x}",
         "half_fft": half,
         "mel_weight_count": len(weights),
-        "mel_plan": mel_plan(params),
+        "mel_chunks": mel_chunks,
+        "mel_empty_bands": [b for b, n in enumerate(count) if n == 0],
+        "mel_stream_weight_count": len(mel_stream_weights),
+        # / POWER_SCALE as for mel_weight_rows: the very same float32 weights, reordered
+        "mel_stream_weight_rows": float_rows(mel_stream_weights / np.float32(POWER_SCALE)),
         "log_c3": c_float(LOG_SERIES[0]),
         "log_c5": c_float(LOG_SERIES[1]),
         "stage_twiddle_count": len(stage_twiddles(half)),
