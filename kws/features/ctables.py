@@ -50,10 +50,29 @@ def sparse_mel(params: FeatureParams) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return (np.array(first), np.array(count), np.array(offset), np.array(weights, np.float32))
 
 
-def radices(half: int) -> list[int]:
-    """Stage radices of the HALF-point complex FFT, first stage first: 4, 4, ..., (2)."""
+def radices(half: int, first8: bool = True) -> list[int]:
+    """Stage radices of the HALF-point complex FFT, first stage first.
+
+    With HALF >= 16 the last stage is radix 4 of span HALF, fused with the real split
+    (`fused_last_stage`), and the stages before it are radix 8 where the factors allow (one
+    pass where two radix-4 ones would load and store every point), radix 4 otherwise: the first
+    one radix 8 only when `first8` (the window leaves at most one of its 8 inputs in the zero
+    padding, `first_radix8_fits`). Where that leaves a factor 2 (and for HALF < 16), radix-4
+    stages and a last radix-2 one, with the split after them."""
     if half < 4 or half & (half - 1):
         raise ValueError(f"the complex FFT needs a power of two >= 4 points, not {half}")
+    bits = half.bit_length() - 1
+    if bits >= 4:
+        rest = bits - 2  # bits before the fused radix-4 stage
+        first = 3 if first8 and rest >= 3 else 2
+        if rest - first == 1 and first == 3:
+            first = 2
+        rem = rest - first
+        if rem != 1:
+            mid = [3] * (rem // 3) + {0: [], 1: [], 2: [2]}[rem % 3]
+            if rem % 3 == 1:
+                mid = [3] * ((rem - 4) // 3) + [2, 2]
+            return [1 << first] + [1 << m for m in mid] + [4]
     out, span = [4], 4
     while span * 4 <= half:
         out.append(4)
@@ -63,9 +82,25 @@ def radices(half: int) -> list[int]:
     return out
 
 
-def dit_order(half: int) -> np.ndarray:
+def window_complex(params: FeatureParams) -> int:
+    """Complex samples (sample pairs) the window touches: the rest of the FFT input is zero."""
+    return -(-params.window_samples // 2)
+
+
+def first_radix8_fits(fft_size: int, window_samples: int) -> bool:
+    """Whether a radix-8 first stage finds at most its last input in the zero padding (the C
+    has a variant for 8 and one for 7 inputs): complex samples < 7 * HALF/8 all in the window."""
+    half = fft_size // 2
+    return half >= 8 and -(-window_samples // 2) >= 7 * (half // 8)
+
+
+def plan_radices(params: FeatureParams) -> list[int]:
+    return radices(params.fft_size // 2, first_radix8_fits(params.fft_size, params.window_samples))
+
+
+def dit_order(half: int, rs: list[int] | None = None) -> np.ndarray:
     """order[p] = the input index the decimation-in-time stages expect at position p (mixed
-    radix digit reversal for `radices(half)`)."""
+    radix digit reversal for the radices `rs`, default `radices(half)`)."""
 
     def order(idx: np.ndarray, rs: list[int]) -> np.ndarray:
         if not rs:
@@ -73,62 +108,83 @@ def dit_order(half: int) -> np.ndarray:
         r = rs[-1]
         return np.concatenate([order(idx[t::r], rs[:-1]) for t in range(r)])
 
-    return order(np.arange(half), radices(half))
+    return order(np.arange(half), rs or radices(half))
 
 
-def first_stage_dst(half: int) -> np.ndarray:
-    """dst[n]: complex index of the 4 outputs of first-stage butterfly n, which reads inputs
-    n + t*half/4."""
-    o = dit_order(half)
-    quarter = half // 4
-    dst = np.empty(quarter, np.int64)
-    for g in range(quarter):
-        n = int(o[4 * g])
-        assert all(o[4 * g + t] == n + t * quarter for t in range(4))
-        dst[n] = 4 * g
+def first_stage_dst(half: int, rs: list[int] | None = None) -> np.ndarray:
+    """dst[n]: complex index of the r outputs of first-stage butterfly n (radix r = rs[0]), which
+    reads inputs n + t*half/r."""
+    rs = rs or radices(half)
+    o = dit_order(half, rs)
+    r = rs[0]
+    q = half // r
+    dst = np.empty(q, np.int64)
+    for g in range(q):
+        n = int(o[r * g])
+        assert all(o[r * g + t] == n + t * q for t in range(r))
+        dst[n] = r * g
     return dst
 
 
-def first_stage_full(params: FeatureParams) -> int:
-    """First-stage butterflies n whose last input, samples 2n + 3*fft_size/4 (+1), is not
-    wholly zero padding; the C skips that input for the rest."""
-    quarter = params.fft_size // 8
-    return min(quarter, max(0, -(-(params.window_samples - 3 * params.fft_size // 4) // 2)))
+def first_stage_full(params: FeatureParams, r: int | None = None) -> int:
+    """First-stage butterflies n (radix r, default the plan's) whose last input, complex sample
+    n + (r-1)*HALF/r, is not wholly zero padding; the C skips that input for the rest."""
+    r = r or plan_radices(params)[0]
+    q = params.fft_size // 2 // r
+    return min(q, max(0, window_complex(params) - (r - 1) * q))
 
 
-def fused_last_stage(half: int) -> bool:
-    """Whether the last stage (radix 4 of span HALF, q = HALF/4 >= 4) is fused with the real
-    split: its butterflies j and q - j give the 8 points of the split pairs k = j, q + j, q - j,
-    2q - j (with HALF - k), so that pass stores no complex points (`last_twiddles`)."""
-    rs = radices(half)
-    return len(rs) >= 2 and rs[-1] == 4 and half >= 16
+def samples_read(params: FeatureParams) -> int:
+    """Complex samples the first stage reads (the sample buffer's length in pairs): the window,
+    and for a radix-4 first stage at least its first 3 inputs of every butterfly (zero padding
+    the buffer keeps zero when the window is shorter)."""
+    r = plan_radices(params)[0]
+    q = params.fft_size // 2 // r
+    return max(window_complex(params), (r - 1) * q)
 
 
-def stage_twiddles(half: int) -> np.ndarray:
-    """Twiddles of the stages after the first but a fused last one, contiguous per stage and
-    j = 1..q-1 (j = 0 is 1): radix 4 (span 4q): cos, sin of 2*pi*j*m/(4q) for m = 1, 2, 3;
-    radix 2 (span 2q): cos, sin of 2*pi*j/(2q). A twiddle is cos - i*sin."""
-    out: list[float] = []
-    q = 4
-    rs = radices(half)[1:]
-    if fused_last_stage(half):
-        rs = rs[:-1]
-    for r in rs:
-        for j in range(1, q):
-            out += radix4_twiddle(j, q) if r == 4 else radix2_twiddle(j, q)
+def is_fused(rs: list[int]) -> bool:
+    """Whether the last of these stages (radix 4 of span HALF, q = HALF/4 >= 4) is fused with
+    the real split: its butterflies j and q - j give the 8 points of the split pairs k = j,
+    q + j, q - j, 2q - j (with HALF - k), so that pass stores no complex points
+    (`last_twiddles`)."""
+    return len(rs) >= 2 and rs[-1] == 4 and int(np.prod(rs)) >= 16
+
+
+def fused_last_stage(half: int, first8: bool = True) -> bool:
+    return is_fused(radices(half, first8))
+
+
+def middle_stages(rs: list[int]) -> list[tuple[int, int]]:
+    """(radix, q) of the stages after the first and before a fused last one (q: butterflies
+    per group, span r * q)."""
+    out, q = [], rs[0]
+    for r in rs[1:-1] if is_fused(rs) else rs[1:]:
+        out.append((r, q))
         q *= r
+    return out
+
+
+def stage_twiddles(half: int, rs: list[int] | None = None) -> np.ndarray:
+    """Twiddles of the stages after the first but a fused last one, contiguous per stage and
+    j = 1..q-1 (j = 0 is 1): radix r (span rq): cos, sin of 2*pi*j*m/(rq) for m = 1 .. r-1.
+    A twiddle is cos - i*sin."""
+    out: list[float] = []
+    for r, q in middle_stages(rs or radices(half)):
+        for j in range(1, q):
+            out += radix_twiddle(j, q, r)
     return np.array(out, np.float64)
+
+
+def radix_twiddle(j: int, q: int, r: int) -> list[float]:
+    """cos, sin of 2*pi*j*m/(rq), m = 1 .. r-1."""
+    a = 2 * np.pi * j * np.arange(1, r) / (r * q)
+    return list(np.stack([np.cos(a), np.sin(a)], axis=1).ravel())
 
 
 def radix4_twiddle(j: int, q: int) -> list[float]:
     """cos, sin of 2*pi*j*m/(4q), m = 1, 2, 3."""
-    a = 2 * np.pi * j * np.arange(1, 4) / (4 * q)
-    return list(np.stack([np.cos(a), np.sin(a)], axis=1).ravel())
-
-
-def radix2_twiddle(j: int, q: int) -> list[float]:
-    a = 2 * np.pi * j / (2 * q)
-    return [np.cos(a), np.sin(a)]
+    return radix_twiddle(j, q, 4)
 
 
 def split_twiddle(k: int, fft_size: int) -> list[float]:
@@ -136,17 +192,21 @@ def split_twiddle(k: int, fft_size: int) -> list[float]:
     return [np.cos(a), np.sin(a)]
 
 
+LAST_POWERS = (-1, 1, 3, 5, 2, 4, 6)
+"""Powers a of V = exp(-2 pi i j / FFT_SIZE) the fused last step j uses: V^(2b-1) turn the
+sums of its butterflies' inputs (b = 0..3), V^(2b) their differences (b = 1..3)."""
+
+
 def last_twiddles(fft_size: int) -> np.ndarray:
     """Tables of the fused last stage + split (q = fft_size / 8), in the order the C reads them:
-    per step j = 1 .. q/2 - 1: radix-4 twiddles of j and of q - j (6 each), split twiddles of
-    k = j, q + j, q - j, 2q - j (2 each); then the step of butterflies 0 and q/2: radix-4
-    twiddles of q/2, split twiddles of k = q/2, q, 3q/2."""
+    per step j = 1 .. q/2 - 1: cos, sin of 2 pi a j / FFT_SIZE for a in LAST_POWERS; then for
+    the butterflies 0 and q/2 (done in place): the radix-4 twiddles of q/2 and the split
+    twiddles of k = q/2, q, 3q/2."""
     q = fft_size // 8
     out: list[float] = []
     for j in range(1, q // 2):
-        out += radix4_twiddle(j, q) + radix4_twiddle(q - j, q)
-        for k in (j, q + j, q - j, 2 * q - j):
-            out += split_twiddle(k, fft_size)
+        for a in LAST_POWERS:
+            out += split_twiddle(a * j, fft_size)
     out += radix4_twiddle(q // 2, q)
     for k in (q // 2, q, 3 * q // 2):
         out += split_twiddle(k, fft_size)
@@ -161,13 +221,17 @@ def split_twiddles(fft_size: int) -> np.ndarray:
 
 
 def window_table(params: FeatureParams) -> np.ndarray:
-    """The scaled window in the order stage 1 reads it: [n][re, im][t] for sample
-    2n + t*fft_size/4 (+1), zero past the window (the zero padding)."""
+    """The scaled window in the order stage 1 reads it: per butterfly n, per input t that it
+    reads (all r, or r - 1 from butterfly first_stage_full on), the window at samples
+    2(n + t*HALF/r) and 2(n + t*HALF/r) + 1; zero past the window (the zero padding)."""
     n_fft = params.fft_size
     w = np.zeros(n_fft, np.float64)
     w[: params.window_samples] = reference.window(params) * SAMPLE_SCALE
-    quarter = n_fft // 8  # complex points per quarter
-    idx = [2 * n + t * (n_fft // 4) + c for n in range(quarter) for c in range(2) for t in range(4)]
+    r = plan_radices(params)[0]
+    q = n_fft // 2 // r
+    full = first_stage_full(params, r)
+    idx = [2 * (n + t * q) + c for n in range(q) for t in range(r if n < full else r - 1)
+           for c in range(2)]
     return w[np.array(idx)]
 
 
@@ -226,56 +290,92 @@ def mel_stream(params: FeatureParams) -> tuple[list[dict], np.ndarray]:
     return chunks, np.array(table, np.float32)
 
 
-def fft_model(frame: np.ndarray, fft_size: int) -> np.ndarray:
-    """Power spectrum (times POWER_SCALE) of a real frame [fft_size] computed with the C
-    algorithm's stages and tables, in float64."""
+def fft_model(frame: np.ndarray, fft_size: int, window_samples: int | None = None) -> np.ndarray:
+    """Power spectrum (times POWER_SCALE) of a real frame [fft_size] (zero from window_samples
+    on) computed with the C algorithm's stages and tables, in float64."""
     half = fft_size // 2
+    rs = radices(half, first_radix8_fits(fft_size, window_samples or fft_size))
     x = np.asarray(frame, np.float64)
     zin = x[0::2] + 1j * x[1::2]
-    quarter = half // 4
+    r1 = rs[0]
+    q1 = half // r1
     z = np.empty(half, np.complex128)
-    for n, d in enumerate(first_stage_dst(half)):
-        a, b, c, e = (zin[n + t * quarter] for t in range(4))
-        t0, t1, t2, t3 = a + c, a - c, b + e, b - e
-        z[d : d + 4] = [t0 + t2, t1 - 1j * t3, t0 - t2, t1 + 1j * t3]
-    tw = stage_twiddles(half)
-    fused = fused_last_stage(half)
-    rs = radices(half)[1:]
-    pos, q = 0, 4
-    for r in rs[:-1] if fused else rs:
+    for n, d in enumerate(first_stage_dst(half, rs)):
+        z[d : d + r1] = _dft([zin[n + t * q1] for t in range(r1)])
+    tw = stage_twiddles(half, rs)
+    pos = 0
+    for r, q in middle_stages(rs):
         for j in range(q):
             ws = tw[pos : pos + 2 * (r - 1)] if j else None
             pos += 2 * (r - 1) if j else 0
             _butterflies(z, j, q, r, half, ws)
-        q *= r
-    st = {k: split_twiddle(k, fft_size) for k in range(1, half // 2)}
-    if fused:
-        # the last stage's and the split's twiddles as the fused C reads them
-        lt, q, ws4, pos = last_twiddles(fft_size), half // 4, {}, 0
-        for j in range(1, q // 2):
-            ws4[j], ws4[q - j] = lt[pos : pos + 6], lt[pos + 6 : pos + 12]
-            for i, k in enumerate((j, q + j, q - j, 2 * q - j)):
-                st[k] = lt[pos + 12 + 2 * i : pos + 14 + 2 * i]
-            pos += 20
-        ws4[q // 2] = lt[pos : pos + 6]
-        for i, k in enumerate((q // 2, q, 3 * q // 2)):
-            st[k] = lt[pos + 6 + 2 * i : pos + 8 + 2 * i]
-        for j in range(q):
-            _butterflies(z, j, q, 4, half, ws4[j] if j else None)
-    else:
-        sp = split_twiddles(fft_size)
-        st = {k: sp[2 * k - 2 : 2 * k] for k in range(1, half // 2)}
     power = np.empty(half + 1)
+    if is_fused(rs):
+        _fused_last(z, power, fft_size)
+        return power
+    sp = split_twiddles(fft_size)
+    st = {k: sp[2 * k - 2 : 2 * k] for k in range(1, half // 2)}
+    _split(z, power, range(1, half // 2), st)
     power[0] = (2 * (z[0].real + z[0].imag)) ** 2
     power[half] = (2 * (z[0].real - z[0].imag)) ** 2
     power[half // 2] = 4 * abs(z[half // 2]) ** 2
-    for k in range(1, half // 2):
+    return power
+
+
+def _dft(v: list) -> np.ndarray:
+    r = len(v)
+    m = np.arange(r)
+    return np.exp(-2j * np.pi * np.outer(m, m) / r) @ np.asarray(v, np.complex128)
+
+
+def _split(z: np.ndarray, power: np.ndarray, ks, st: dict) -> None:
+    """Split pairs k (and HALF - k) from z[k], z[HALF - k] with the split twiddles st[k]."""
+    half = len(z)
+    for k in ks:
         zk, ym = z[k], np.conj(z[half - k])
         even, odd = zk + ym, -1j * (zk - ym)
         p = (st[k][0] - 1j * st[k][1]) * odd
         power[k] = abs(even + p) ** 2
         power[half - k] = abs(even - p) ** 2
-    return power
+
+
+def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int) -> None:
+    """The fused last stage as the C computes it. Step j takes a_b = z[j + bq] and
+    c_b = z[q - j + bq] (b = 0..3). With V = exp(-2 pi i j / FFT_SIZE), the split pairs k = j + mq
+    (m = 0..3) are E_m +- P_m where E = DFT4(V^2b (a + conj c)), P_m = -i V W8^m D_m and
+    D = DFT4(V^2b (a - conj c)) (W8 = exp(-i pi/4)); only their powers are needed, so both are
+    turned by conj(V): E'_m = DFT4(V^(2b-1) (a_b + conj c_b)), Q_m = -i W8^m D_m, and
+    power[k] = |E'_m + Q_m|^2, power[HALF - k] = |E'_m - Q_m|^2. W8^m is 1, (1-i)/sqrt2, -i,
+    (-1-i)/sqrt2: two of the four cost nothing, so the step needs 7 twiddles instead of 10."""
+    half = len(z)
+    q = half // 4
+    lt = last_twiddles(fft_size)
+    w = {a: None for a in LAST_POWERS}
+    w8 = np.exp(-0.25j * np.pi * np.arange(4))
+    pos = 0
+    for j in range(1, q // 2):
+        for a in LAST_POWERS:
+            w[a] = lt[pos] - 1j * lt[pos + 1]
+            pos += 2
+        a_ = np.array([z[j + b * q] for b in range(4)])
+        c_ = np.conj(np.array([z[q - j + b * q] for b in range(4)]))
+        s = (a_ + c_) * np.array([w[-1], w[1], w[3], w[5]])
+        d = (a_ - c_) * np.array([1.0, w[2], w[4], w[6]])
+        e, dd = _dft(list(s)), _dft(list(d))
+        qq = -1j * w8 * dd
+        for m in range(4):
+            power[j + m * q] = abs(e[m] + qq[m]) ** 2
+            power[half - j - m * q] = abs(e[m] - qq[m]) ** 2
+    # butterflies 0 and q/2 in place, then the bins they hold
+    ws = lt[pos : pos + 6]
+    _butterflies(z, 0, q, 4, half, None)
+    _butterflies(z, q // 2, q, 4, half, ws)
+    pos += 6
+    st = {k: lt[pos + 2 * i : pos + 2 * i + 2] for i, k in enumerate((q // 2, q, 3 * q // 2))}
+    _split(z, power, (q // 2, q, 3 * q // 2), st)
+    power[0] = (2 * (z[0].real + z[0].imag)) ** 2
+    power[half] = (2 * (z[0].real - z[0].imag)) ** 2
+    power[half // 2] = 4 * abs(z[half // 2]) ** 2
 
 
 def _butterflies(z: np.ndarray, j: int, q: int, r: int, half: int, c) -> None:
@@ -283,37 +383,38 @@ def _butterflies(z: np.ndarray, j: int, q: int, r: int, half: int, c) -> None:
     (j = 0: untwiddled)."""
     w = [1.0] * r if c is None else [1.0] + [c[2 * m] - 1j * c[2 * m + 1] for m in range(r - 1)]
     for g in range(j, half, r * q):
-        v = [z[g + m * q] * w[m] for m in range(r)]
-        if r == 4:
-            t0, t1, t2, t3 = v[0] + v[2], v[0] - v[2], v[1] + v[3], v[1] - v[3]
-            z[g], z[g + q], z[g + 2 * q], z[g + 3 * q] = (
-                t0 + t2, t1 - 1j * t3, t0 - t2, t1 + 1j * t3)
-        else:
-            z[g], z[g + q] = v[0] + v[1], v[0] - v[1]
+        z[g : g + r * q : q] = _dft([z[g + m * q] * w[m] for m in range(r)])
 
 
-def stage_plan(half: int) -> tuple[list[dict], int | None]:
-    """([{span, q, groups, tw}] of the radix-4 stages after the first but a fused last one,
-    offset of the radix-2 stage's twiddles or None): what the template prints one function per
-    stage for."""
-    stages, tw, q = [], 0, 4
-    radix2 = None
-    rs = radices(half)[1:]
-    if fused_last_stage(half):
-        rs = rs[:-1]
-    for r in rs:
-        if r == 4:
-            stages.append({"span": 4 * q, "q": q, "groups": half // (4 * q), "tw": tw})
-        else:
+def stage_plan(rs: list[int]) -> tuple[list[dict], int | None]:
+    """([{radix, span, q, groups, tw}] of the radix-8 / radix-4 stages after the first but a
+    fused last one, offset of a last radix-2 stage's twiddles or None): what the template
+    prints one function per stage for."""
+    half = int(np.prod(rs))
+    stages, tw, radix2 = [], 0, None
+    for r, q in middle_stages(rs):
+        if r == 2:
             radix2 = tw
+        else:
+            stages.append({"radix": r, "span": r * q, "q": q, "groups": half // (r * q), "tw": tw})
         tw += 2 * (r - 1) * (q - 1)
-        q *= r
     return stages, radix2
+
+
+def last_skip(params: FeatureParams) -> int:
+    """Fused last-stage steps j < this leave out bin HALF - j, which no mel band uses (at least 1:
+    no step skips)."""
+    first, count, _, _ = sparse_mel(params)
+    top = max((int(lo + n - 1) for lo, n in zip(first, count) if n), default=0)
+    half = params.fft_size // 2
+    return int(min(half // 8, max(1, half - top)))
 
 
 def context(params: FeatureParams) -> dict:
     half = params.fft_size // 2
-    radix4_stages, radix2_tw = stage_plan(half)
+    rs = plan_radices(params)
+    stages, radix2_tw = stage_plan(rs)
+    fused = is_fused(rs)
     first, count, offset, weights = sparse_mel(params)
     mel_chunks, mel_stream_weights = mel_stream(params)
     return {
@@ -334,18 +435,23 @@ def context(params: FeatureParams) -> dict:
         "mel_stream_weight_rows": float_rows(mel_stream_weights / np.float32(POWER_SCALE)),
         "log_c3": c_float(LOG_SERIES[0]),
         "log_c5": c_float(LOG_SERIES[1]),
-        "stage_twiddle_count": len(stage_twiddles(half)),
-        "radix4_stages": radix4_stages,
-        "first_full": first_stage_full(params),
+        "stage_twiddle_count": len(stage_twiddles(half, rs)),
+        "stages": stages,
+        "radix8_stages": any(st["radix"] == 8 for st in stages),
+        "first_radix": rs[0],
+        "first_full": first_stage_full(params, rs[0]),
+        "sample_buf": 2 * samples_read(params),
+        "sqrt1_2": c_float(np.sqrt(0.5)),
         "radix2_tw": radix2_tw,
+        "window_count": len(window_table(params)),
         "window_rows": float_rows(window_table(params)),
-        "first_dst_rows": int_rows(first_stage_dst(half)),
-        "stage_twiddle_rows": float_rows(stage_twiddles(half)),
-        "fused_last": fused_last_stage(half),
+        "first_dst_rows": int_rows(first_stage_dst(half, rs)),
+        "stage_twiddle_rows": float_rows(stage_twiddles(half, rs)),
+        "fused_last": fused,
         "last_q": half // 4,
-        "last_twiddle_count": len(last_twiddles(params.fft_size)) if fused_last_stage(half) else 0,
-        "last_twiddle_rows": (float_rows(last_twiddles(params.fft_size))
-                              if fused_last_stage(half) else []),
+        "last_skip": last_skip(params) if fused else 1,
+        "last_twiddle_count": len(last_twiddles(params.fft_size)) if fused else 0,
+        "last_twiddle_rows": float_rows(last_twiddles(params.fft_size)) if fused else [],
         "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
         "mel_first_rows": int_rows(first),
         "mel_count_rows": int_rows(count),
