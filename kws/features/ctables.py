@@ -450,6 +450,9 @@ def context(params: FeatureParams) -> dict:
         "fused_last": fused,
         "last_q": half // 4,
         "last_skip": last_skip(params) if fused else 1,
+        # bins 0 and HALF: only computed when a mel band uses them
+        "power_bin0": bool(any(lo == 0 and n for lo, n in zip(first, count))),
+        "power_top": bool(any(lo + n - 1 >= half and n for lo, n in zip(first, count))),
         "last_twiddle_count": len(last_twiddles(params.fft_size)) if fused else 0,
         "last_twiddle_rows": float_rows(last_twiddles(params.fft_size)) if fused else [],
         "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
