@@ -197,14 +197,47 @@ LAST_POWERS = (-1, 1, 3, 5, 2, 4, 6)
 sums of its butterflies' inputs (b = 0..3), V^(2b) their differences (b = 1..3)."""
 
 
-def last_twiddles(fft_size: int) -> np.ndarray:
+def last_walk(rs: list[int]) -> dict | None:
+    """How the fused last stage walks its steps when the stage before it is radix 8.
+
+    That stage (span q = HALF/4, p = q/8 butterflies per group) then writes the 8 outputs of
+    its butterfly j (points j + p k, k = 0..7) as one block at 8 j of its group's slot
+    (`stage_plan` "to"), so point i of group b sits at b q + 8 (i mod p) + i div p. Step
+    j = p c + d of the fused stage finds its points a_b at b q + 8 d + c and its partners
+    c_b (points q - j) at b q + 8 (p - d) + 7 - c (d > 0) or b q + 8 - c (d = 0): along a
+    "row" of one d they are one apart, up and down. Rows: d = 0 (steps p, 2p, .. < q/2) and
+    d = 1 .. p-1 (`per_row` steps d, p + d, ..); `order`: the steps in the order the C takes
+    them (row 0, then rows 1 .. p-1). None when the stage before is not radix 8 or the rows are
+    not alike: the stages then run in place, in natural order."""
+    if not (is_fused(rs) and len(rs) >= 3 and rs[-2] == 8):
+        return None
+    half = int(np.prod(rs))
+    q = half // 4
+    p = q // 8
+    if p < 2 or (q // 2) % p:
+        return None
+    per_row = q // 2 // p
+    order = [p * c for c in range(1, per_row)]
+    for d in range(1, p):
+        order += [p * c + d for c in range(per_row)]
+    return {"q": q, "p": p, "per_row": per_row, "order": order}
+
+
+def last_order(rs: list[int]) -> list[int]:
+    """Steps j of the fused last stage in the order the C takes them."""
+    walk = last_walk(rs)
+    q = int(np.prod(rs)) // 4
+    return walk["order"] if walk else list(range(1, q // 2))
+
+
+def last_twiddles(fft_size: int, order: list[int] | None = None) -> np.ndarray:
     """Tables of the fused last stage + split (q = fft_size / 8), in the order the C reads them:
-    per step j = 1 .. q/2 - 1: cos, sin of 2 pi a j / FFT_SIZE for a in LAST_POWERS; then for
-    the butterflies 0 and q/2 (done in place): the radix-4 twiddles of q/2 and the split
-    twiddles of k = q/2, q, 3q/2."""
+    per step j (`order`, default 1 .. q/2 - 1): cos, sin of 2 pi a j / FFT_SIZE for a in
+    LAST_POWERS; then for the butterflies 0 and q/2 (done apart): the radix-4 twiddles of q/2
+    and the split twiddles of k = q/2, q, 3q/2."""
     q = fft_size // 8
     out: list[float] = []
-    for j in range(1, q // 2):
+    for j in order or range(1, q // 2):
         for a in LAST_POWERS:
             out += split_twiddle(a * j, fft_size)
     out += radix4_twiddle(q // 2, q)
@@ -311,7 +344,7 @@ def fft_model(frame: np.ndarray, fft_size: int, window_samples: int | None = Non
             _butterflies(z, j, q, r, half, ws)
     power = np.empty(half + 1)
     if is_fused(rs):
-        _fused_last(z, power, fft_size)
+        _fused_last(z, power, fft_size, last_order(rs))
         return power
     sp = split_twiddles(fft_size)
     st = {k: sp[2 * k - 2 : 2 * k] for k in range(1, half // 2)}
@@ -339,7 +372,7 @@ def _split(z: np.ndarray, power: np.ndarray, ks, st: dict) -> None:
         power[half - k] = abs(even - p) ** 2
 
 
-def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int) -> None:
+def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int, order: list[int]) -> None:
     """The fused last stage as the C computes it. Step j takes a_b = z[j + bq] and
     c_b = z[q - j + bq] (b = 0..3). With V = exp(-2 pi i j / FFT_SIZE), the split pairs k = j + mq
     (m = 0..3) are E_m +- P_m where E = DFT4(V^2b (a + conj c)), P_m = -i V W8^m D_m and
@@ -349,11 +382,12 @@ def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int) -> None:
     (-1-i)/sqrt2: two of the four cost nothing, so the step needs 7 twiddles instead of 10."""
     half = len(z)
     q = half // 4
-    lt = last_twiddles(fft_size)
+    lt = last_twiddles(fft_size, order)
     w = {a: None for a in LAST_POWERS}
     w8 = np.exp(-0.25j * np.pi * np.arange(4))
     pos = 0
-    for j in range(1, q // 2):
+    assert sorted(order) == list(range(1, q // 2))
+    for j in order:
         for a in LAST_POWERS:
             w[a] = lt[pos] - 1j * lt[pos + 1]
             pos += 2
@@ -387,16 +421,19 @@ def _butterflies(z: np.ndarray, j: int, q: int, r: int, half: int, c) -> None:
 
 
 def stage_plan(rs: list[int]) -> tuple[list[dict], int | None]:
-    """([{radix, span, q, groups, tw}] of the radix-8 / radix-4 stages after the first but a
+    """([{radix, span, q, groups, tw, to}] of the radix-8 / radix-4 stages after the first but a
     fused last one, offset of a last radix-2 stage's twiddles or None): what the template
-    prints one function per stage for."""
+    prints one function per stage for. `to`: the stage writes each butterfly's outputs as one
+    block one group slot down (`last_walk`) instead of in place."""
     half = int(np.prod(rs))
     stages, tw, radix2 = [], 0, None
-    for r, q in middle_stages(rs):
+    mids = middle_stages(rs)
+    for i, (r, q) in enumerate(mids):
         if r == 2:
             radix2 = tw
         else:
-            stages.append({"radix": r, "span": r * q, "q": q, "groups": half // (r * q), "tw": tw})
+            stages.append({"radix": r, "span": r * q, "q": q, "groups": half // (r * q), "tw": tw,
+                           "to": i == len(mids) - 1 and last_walk(rs) is not None})
         tw += 2 * (r - 1) * (q - 1)
     return stages, radix2
 
@@ -415,6 +452,8 @@ def context(params: FeatureParams) -> dict:
     rs = plan_radices(params)
     stages, radix2_tw = stage_plan(rs)
     fused = is_fused(rs)
+    walk = last_walk(rs)
+    skip = last_skip(params) if fused else 1
     first, count, offset, weights = sparse_mel(params)
     mel_chunks, mel_stream_weights = mel_stream(params)
     return {
@@ -438,6 +477,8 @@ def context(params: FeatureParams) -> dict:
         "stage_twiddle_count": len(stage_twiddles(half, rs)),
         "stages": stages,
         "radix8_stages": any(st["radix"] == 8 for st in stages),
+        "radix8_inplace": any(st["radix"] == 8 and not st["to"] for st in stages),
+        "radix8_to": any(st["radix"] == 8 and st["to"] for st in stages),
         "first_radix": rs[0],
         "first_full": first_stage_full(params, rs[0]),
         "sample_buf": 2 * samples_read(params),
@@ -449,12 +490,20 @@ def context(params: FeatureParams) -> dict:
         "stage_twiddle_rows": float_rows(stage_twiddles(half, rs)),
         "fused_last": fused,
         "last_q": half // 4,
-        "last_skip": last_skip(params) if fused else 1,
+        "last_skip": skip,
         # bins 0 and HALF: only computed when a mel band uses them
         "power_bin0": bool(any(lo == 0 and n for lo, n in zip(first, count))),
         "power_top": bool(any(lo + n - 1 >= half and n for lo, n in zip(first, count))),
         "last_twiddle_count": len(last_twiddles(params.fft_size)) if fused else 0,
-        "last_twiddle_rows": float_rows(last_twiddles(params.fft_size)) if fused else [],
+        "last_twiddle_rows": (float_rows(last_twiddles(params.fft_size, last_order(rs)))
+                              if fused else []),
+        "walk": walk,
+        # the walk's slot shift (a group's q points), and which steps of a row skip bin HALF - j
+        "z_shift": walk["q"] if walk else 0,
+        "mid_pos": 4 if walk else half // 8,  # where butterfly q/2's first point is
+        "walk_skip": ([all(walk["p"] * c + d < skip for d in range(1, walk["p"]))
+                       for c in range(walk["per_row"])] if walk else []),
+        "walk_skip0": ([walk["p"] * c < skip for c in range(walk["per_row"])] if walk else []),
         "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
         "mel_first_rows": int_rows(first),
         "mel_count_rows": int_rows(count),
