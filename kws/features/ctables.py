@@ -223,6 +223,19 @@ def last_walk(rs: list[int]) -> dict | None:
     return {"q": q, "p": p, "per_row": per_row, "order": order}
 
 
+def walk_rows(walk: dict, skip: int) -> list[dict]:
+    """Rows d = 1 .. p-1 of `last_walk` in runs of equal skip pattern: [{first, last, skip}],
+    skip[c] telling whether step p c + d leaves out bin HALF - j (j < `last_skip`)."""
+    runs: list[dict] = []
+    for d in range(1, walk["p"]):
+        pattern = [walk["p"] * c + d < skip for c in range(walk["per_row"])]
+        if runs and runs[-1]["skip"] == pattern:
+            runs[-1]["last"] = d
+        else:
+            runs.append({"first": d, "last": d, "skip": pattern})
+    return runs
+
+
 def last_order(rs: list[int]) -> list[int]:
     """Steps j of the fused last stage in the order the C takes them."""
     walk = last_walk(rs)
@@ -501,8 +514,7 @@ def context(params: FeatureParams) -> dict:
         # the walk's slot shift (a group's q points), and which steps of a row skip bin HALF - j
         "z_shift": walk["q"] if walk else 0,
         "mid_pos": 4 if walk else half // 8,  # where butterfly q/2's first point is
-        "walk_skip": ([all(walk["p"] * c + d < skip for d in range(1, walk["p"]))
-                       for c in range(walk["per_row"])] if walk else []),
+        "walk_rows": walk_rows(walk, skip) if walk else [],
         "walk_skip0": ([walk["p"] * c < skip for c in range(walk["per_row"])] if walk else []),
         "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
         "mel_first_rows": int_rows(first),
