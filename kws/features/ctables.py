@@ -126,6 +126,24 @@ def first_stage_dst(half: int, rs: list[int] | None = None) -> np.ndarray:
     return dst
 
 
+def first_out_pointers(params: FeatureParams) -> int:
+    """G when the radix-8 first stage's blocks follow dst[n] = dst[n mod G] + 8 (n div G) with
+    G <= 4 dividing both butterfly loops (then G output pointers, each stepping by its block,
+    replace the first_dst look-ups); 0 otherwise."""
+    rs = plan_radices(params)
+    if rs[0] != 8:
+        return 0
+    half = params.fft_size // 2
+    q = half // 8
+    dst = first_stage_dst(half, rs)
+    full = first_stage_full(params, 8)
+    for g in (1, 2, 4):
+        if (q % g == 0 and full % g == 0
+                and all(dst[n] == dst[n % g] + 8 * (n // g) for n in range(q))):
+            return g
+    return 0
+
+
 def first_stage_full(params: FeatureParams, r: int | None = None) -> int:
     """First-stage butterflies n (radix r, default the plan's) whose last input, complex sample
     n + (r-1)*HALF/r, is not wholly zero padding; the C skips that input for the rest."""
@@ -494,6 +512,8 @@ def context(params: FeatureParams) -> dict:
         "radix8_to": any(st["radix"] == 8 and st["to"] for st in stages),
         "first_radix": rs[0],
         "first_full": first_stage_full(params, rs[0]),
+        "first_outs": first_out_pointers(params),
+        "first_out_dst": [int(v) for v in first_stage_dst(half, rs)[:4]],
         "sample_buf": 2 * samples_read(params),
         "sqrt1_2": c_float(np.sqrt(0.5)),
         "radix2_tw": radix2_tw,
