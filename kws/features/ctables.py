@@ -1,15 +1,18 @@
 """Everything the C front end needs, computed from FeatureParams, and its rendered sources.
 
 The C FFT (firmware_templates/features/kws_features.c.j2) is a complex FFT of HALF = fft_size/2
-points over (even, odd) sample pairs, untangled into the real spectrum afterwards:
-- stage 1, radix 4, fused with the windowing: butterfly n reads complex samples n + t*HALF/4
-  (t = 0..3) straight from the sample buffer and writes 4 adjacent outputs at `first_dst[n]`,
-  so no separate bit-reversal pass is needed;
-- radix-4 stages of span 16, 64, ... with per-stage contiguous twiddles (no index arithmetic),
-  then one radix-2 stage when HALF is not a power of 4;
+points over (even, odd) sample pairs, untangled into the real spectrum afterwards (`radices`
+makes the plan; 8 x 8 x fused 4 for the default 512 points):
+- stage 1, radix 8 (radix 4 when the window leaves more than one input of its butterflies in
+  the zero padding), fused with the windowing: butterfly n reads complex samples n + t*HALF/r
+  straight from the float sample buffer and writes r adjacent outputs at `first_dst[n]`, so no
+  separate bit-reversal pass is needed;
+- radix-8 (radix-4) stages with per-stage contiguous twiddles (no index arithmetic), or radix-4
+  ones and one radix-2 stage when the factors of HALF leave no other choice;
 - the real split computes bins k and HALF - k together and only their power; when the last
   stage is radix 4 of span HALF (HALF >= 16) it is fused with the split (`fused_last_stage`,
-  `last_twiddles`) and the last stage's complex outputs are never stored.
+  `_fused_last`, `last_twiddles`) and the last stage's complex outputs are never stored; a
+  radix-8 stage before it writes its outputs in blocks the fused stage walks (`last_walk`).
 `fft_model` repeats those steps in numpy (float64) so tests can check the plan itself.
 """
 
