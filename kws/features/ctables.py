@@ -316,13 +316,14 @@ def mel_stream(params: FeatureParams) -> tuple[list[dict], np.ndarray]:
     """(chunks, weights) of the FPU builds' mel sums, which walk the bins upwards once.
 
     Each bin lies in one band or in two neighbouring ones (b, b+1), so a pass over the bins
-    updates at most two running sums: band b's in accumulator b % 2. Bins come in chunks of
-    up to MEL_CHUNK_BINS that never straddle a change of the bands a bin lies in; per chunk:
-    `bin` (its first bin), `n` (bins), `nw` (weights, stored in the order the chunk uses them:
-    per bin its bands' weights, lower band first), `ops` (per product: accumulator, weight
-    index, power index, whether it starts its band, and `last`: the band it completes, whose
-    log is taken right after it). Every band still
-    sums its products in bin order, so the sums are those of the per-band loop."""
+    updates at most two running sums: band b's in accumulator b % 2 (band b + 2 starts after
+    band b's last product). Bins come in chunks of up to MEL_CHUNK_BINS bins and twice as many
+    weights; per chunk: `bin` (its first bin), `n` (bins), `nw` (weights, stored in the order
+    the chunk uses them: per bin its bands' weights, lower band first), `ops` (per product:
+    accumulator, weight index, power index, whether it starts its band, and `last`: the band
+    it completes, whose sum leaves through output `slot` and whose log is taken after the
+    chunk), `done` (bands it completes). Every band still sums its products in bin order, so
+    the sums are those of the per-band loop."""
     first, count, offset, weights = sparse_mel(params)
     per_bin: dict[int, list[tuple[int, float]]] = {}
     for band, (lo, n, off) in enumerate(zip(first, count, offset)):
@@ -340,15 +341,17 @@ def mel_stream(params: FeatureParams) -> tuple[list[dict], np.ndarray]:
                 b - 2 in last_bin and last_bin[b - 2] >= k for b in bands):
             raise ValueError(f"mel bin {k} lies in bands {bands}: not a chain of triangles")
         c = chunks[-1] if chunks else None
-        if (c is None or c["bands"] != bands or c["n"] == MEL_CHUNK_BINS
+        if (c is None or c["n"] == MEL_CHUNK_BINS or c["nw"] + len(bands) > 2 * MEL_CHUNK_BINS
                 or c["bin"] + c["n"] != k):
             jump = not chunks or chunks[-1]["bin"] + chunks[-1]["n"] != k
-            c = {"bin": k, "n": 0, "nw": 0, "bands": bands, "ops": [], "jump": jump}
+            c = {"bin": k, "n": 0, "nw": 0, "ops": [], "jump": jump, "done": 0}
             chunks.append(c)
         for band, w in per_bin[k]:
+            done = last_bin[band] == k
             c["ops"].append({"acc": band % 2, "w": c["nw"], "p": c["n"],
                              "first": band not in started,
-                             "last": band if last_bin[band] == k else None})
+                             "last": band if done else None, "slot": c["done"]})
+            c["done"] += done
             started.add(band)
             table.append(w)
             c["nw"] += 1
@@ -502,6 +505,7 @@ def context(params: FeatureParams) -> dict:
         "half_fft": half,
         "mel_weight_count": len(weights),
         "mel_chunks": mel_chunks,
+        "mel_slots": max((c["done"] for c in mel_chunks), default=0),
         "mel_empty_bands": [b for b, n in enumerate(count) if n == 0],
         "mel_stream_weight_count": len(mel_stream_weights),
         # / POWER_SCALE as for mel_weight_rows: the very same float32 weights, reordered
