@@ -308,8 +308,11 @@ LOG_SERIES = (0.666534, 0.412888)
 error 3.5e-8, far below what float32 rounding of log values of about 1 adds. Two terms fewer
 than the Taylor series to t^9 for the same accuracy (tests/features check the bound)."""
 
-MEL_CHUNK_BINS = 8
-"""Bins the C mel stream loads at a time (8 powers and up to 16 weights: 24 FPU registers)."""
+MEL_CHUNK_REGS = 24
+"""FPU registers a chunk of the C mel stream loads (s0 .. s23: its weights, then its powers):
+8 bins of two bands or 12 of one at a time."""
+MEL_CHUNK_DONE = 3
+"""Bands a chunk may complete (more logs after one chunk cost more than the loads saved)."""
 
 
 def mel_stream(params: FeatureParams) -> tuple[list[dict], np.ndarray]:
@@ -317,8 +320,8 @@ def mel_stream(params: FeatureParams) -> tuple[list[dict], np.ndarray]:
 
     Each bin lies in one band or in two neighbouring ones (b, b+1), so a pass over the bins
     updates at most two running sums: band b's in accumulator b % 2 (band b + 2 starts after
-    band b's last product). Bins come in chunks of up to MEL_CHUNK_BINS bins and twice as many
-    weights; per chunk: `bin` (its first bin), `n` (bins), `nw` (weights, stored in the order
+    band b's last product). Bins come in chunks whose weights and powers fill at most
+    MEL_CHUNK_REGS registers and that complete at most MEL_CHUNK_DONE bands; per chunk: `bin` (its first bin), `n` (bins), `nw` (weights, stored in the order
     the chunk uses them: per bin its bands' weights, lower band first), `ops` (per product:
     accumulator, weight index, power index, whether it starts its band, and `last`: the band
     it completes, whose sum leaves through output `slot` and whose log is taken after the
@@ -341,8 +344,8 @@ def mel_stream(params: FeatureParams) -> tuple[list[dict], np.ndarray]:
                 b - 2 in last_bin and last_bin[b - 2] >= k for b in bands):
             raise ValueError(f"mel bin {k} lies in bands {bands}: not a chain of triangles")
         c = chunks[-1] if chunks else None
-        if (c is None or c["n"] == MEL_CHUNK_BINS or c["nw"] + len(bands) > 2 * MEL_CHUNK_BINS
-                or c["bin"] + c["n"] != k):
+        if (c is None or c["n"] + c["nw"] + 1 + len(bands) > MEL_CHUNK_REGS
+                or c["done"] >= MEL_CHUNK_DONE or c["bin"] + c["n"] != k):
             jump = not chunks or chunks[-1]["bin"] + chunks[-1]["n"] != k
             c = {"bin": k, "n": 0, "nw": 0, "ops": [], "jump": jump, "done": 0}
             chunks.append(c)
