@@ -227,34 +227,39 @@ def last_walk(rs: list[int]) -> dict | None:
     j = p c + d of the fused stage finds its points a_b at b q + 8 d + c and its partners
     c_b (points q - j) at b q + 8 (p - d) + 7 - c (d > 0) or b q + 8 - c (d = 0): along a
     "row" of one d they are one apart, up and down. Rows: d = 0 (steps p, 2p, .. < q/2) and
-    d = 1 .. p-1 (`per_row` steps d, p + d, ..); `order`: the steps in the order the C takes
-    them (row 0, then rows 1 .. p-1). None when the stage before is not radix 8 or the rows are
-    not alike: the stages then run in place, in natural order."""
+    d = 1 .. p-1 (`per_row` = 4 steps d, p + d, ..). Row p - d, taken with c downwards right
+    after row d, finds its points where row d's partner pointers stopped and its partners where
+    row d's pointers stopped (the directions swap), so the pointers go on without a jump.
+    `order`: the steps in the order the C takes them (row 0, rows d and p - d for d = 1 ..
+    p/2-1, row p/2). None when the stage before is not radix 8: the stages then run in place,
+    in natural order."""
     if not (is_fused(rs) and len(rs) >= 3 and rs[-2] == 8):
         return None
     half = int(np.prod(rs))
     q = half // 4
     p = q // 8
-    if p < 2 or (q // 2) % p:
+    if p < 2:
         return None
-    per_row = q // 2 // p
+    per_row = q // 2 // p  # 4: q = 8p
     order = [p * c for c in range(1, per_row)]
-    for d in range(1, p):
+    for d in range(1, p // 2):
         order += [p * c + d for c in range(per_row)]
+        order += [p * c + p - d for c in reversed(range(per_row))]
+    order += [p * c + p // 2 for c in range(per_row)]
     return {"q": q, "p": p, "per_row": per_row, "order": order}
 
 
-def walk_rows(walk: dict, skip: int) -> list[dict]:
-    """Rows d = 1 .. p-1 of `last_walk` in runs of equal skip pattern: [{first, last, skip}],
-    skip[c] telling whether step p c + d leaves out bin HALF - j (j < `last_skip`)."""
-    runs: list[dict] = []
-    for d in range(1, walk["p"]):
-        pattern = [walk["p"] * c + d < skip for c in range(walk["per_row"])]
-        if runs and runs[-1]["skip"] == pattern:
-            runs[-1]["last"] = d
-        else:
-            runs.append({"first": d, "last": d, "skip": pattern})
-    return runs
+def walk_skips(walk: dict, skip: int) -> dict:
+    """Which steps of the walk's rows leave out bin HALF - j (j < `last_skip`), alike for all
+    the rows the C loops over: `row0` (c = 0 .. per_row-1, c = 0 unused), `up` (rows d =
+    1 .. p/2-1, c upwards), `down` (their partner rows p - d, c downwards: c = per_row-1 first),
+    `mid` (row p/2)."""
+    p, n = walk["p"], walk["per_row"]
+    ds = range(1, p // 2)
+    return {"row0": [p * c < skip for c in range(n)],
+            "up": [all(p * c + d < skip for d in ds) for c in range(n)],
+            "down": [all(p * c + p - d < skip for d in ds) for c in reversed(range(n))],
+            "mid": [p * c + p // 2 < skip for c in range(n)]}
 
 
 def last_order(rs: list[int]) -> list[int]:
@@ -544,8 +549,8 @@ def context(params: FeatureParams) -> dict:
         # the walk's slot shift (a group's q points), and which steps of a row skip bin HALF - j
         "z_shift": walk["q"] if walk else 0,
         "mid_pos": 4 if walk else half // 8,  # where butterfly q/2's first point is
-        "walk_rows": walk_rows(walk, skip) if walk else [],
-        "walk_skip0": ([walk["p"] * c < skip for c in range(walk["per_row"])] if walk else []),
+        "walk_skips": walk_skips(walk, skip) if walk else {},
+
         "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
         "mel_first_rows": int_rows(first),
         "mel_count_rows": int_rows(count),
