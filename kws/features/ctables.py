@@ -262,26 +262,37 @@ def walk_skips(walk: dict, skip: int) -> dict:
             "mid": [p * c + p // 2 < skip for c in range(n)]}
 
 
-def last_order(rs: list[int]) -> list[int]:
-    """Steps j of the fused last stage in the order the C takes them."""
+def last_order(rs: list[int]) -> list:
+    """What the fused last stage does, in the order the C does it: steps j (ints), "zero"
+    (butterfly 0: bins 0, q, HALF/2, 3q, HALF) and "mid" (butterfly q/2: bins q/2, 3q/2, 5q/2,
+    7q/2). A walk takes butterfly 0 before row 0 and q/2 after it (their points lie at the
+    row's start and end); otherwise both come last."""
     walk = last_walk(rs)
     q = int(np.prod(rs)) // 4
-    return walk["order"] if walk else list(range(1, q // 2))
+    if not walk:
+        return list(range(1, q // 2)) + ["zero", "mid"]
+    order = walk["order"]
+    row0 = walk["per_row"] - 1
+    return ["zero", *order[:row0], "mid", *order[row0:]]
 
 
-def last_twiddles(fft_size: int, order: list[int] | None = None) -> np.ndarray:
-    """Tables of the fused last stage + split (q = fft_size / 8), in the order the C reads them:
-    per step j (`order`, default 1 .. q/2 - 1): cos, sin of 2 pi a j / FFT_SIZE for a in
-    LAST_POWERS; then for the butterflies 0 and q/2 (done apart): the radix-4 twiddles of q/2
-    and the split twiddles of k = q/2, q, 3q/2."""
+def last_twiddles(fft_size: int, order: list | None = None) -> np.ndarray:
+    """Tables of the fused last stage + split (q = fft_size / 8), in the order the C reads them
+    (`order`, default: last_order of the natural order): per step j cos, sin of 2 pi a j /
+    FFT_SIZE for a in LAST_POWERS; for "zero" the split twiddle of k = q; for "mid" the
+    radix-4 twiddles of q/2 and the split twiddles of k = q/2, 3q/2."""
     q = fft_size // 8
     out: list[float] = []
-    for j in order or range(1, q // 2):
-        for a in LAST_POWERS:
-            out += split_twiddle(a * j, fft_size)
-    out += radix4_twiddle(q // 2, q)
-    for k in (q // 2, q, 3 * q // 2):
-        out += split_twiddle(k, fft_size)
+    for item in order or [*range(1, q // 2), "zero", "mid"]:
+        if item == "zero":
+            out += split_twiddle(q, fft_size)
+        elif item == "mid":
+            out += radix4_twiddle(q // 2, q)
+            for k in (q // 2, 3 * q // 2):
+                out += split_twiddle(k, fft_size)
+        else:
+            for a in LAST_POWERS:
+                out += split_twiddle(a * item, fft_size)
     return np.array(out, np.float64)
 
 
@@ -417,7 +428,7 @@ def _split(z: np.ndarray, power: np.ndarray, ks, st: dict) -> None:
         power[half - k] = abs(even - p) ** 2
 
 
-def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int, order: list[int]) -> None:
+def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int, order: list) -> None:
     """The fused last stage as the C computes it. Step j takes a_b = z[j + bq] and
     c_b = z[q - j + bq] (b = 0..3). With V = exp(-2 pi i j / FFT_SIZE), the split pairs k = j + mq
     (m = 0..3) are E_m +- P_m where E = DFT4(V^2b (a + conj c)), P_m = -i V W8^m D_m and
@@ -431,8 +442,24 @@ def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int, order: list[int
     w = {a: None for a in LAST_POWERS}
     w8 = np.exp(-0.25j * np.pi * np.arange(4))
     pos = 0
-    assert sorted(order) == list(range(1, q // 2))
+    assert sorted(j for j in order if isinstance(j, int)) == list(range(1, q // 2))
+    out = z.copy()  # the C leaves z alone: butterflies 0 and q/2 are kept in registers
     for j in order:
+        if j == "zero":
+            st = {q: lt[pos : pos + 2]}
+            pos += 2
+            _butterflies(out, 0, q, 4, half, None)
+            _split(out, power, (q,), st)
+            power[0] = (2 * (out[0].real + out[0].imag)) ** 2
+            power[half] = (2 * (out[0].real - out[0].imag)) ** 2
+            power[half // 2] = 4 * abs(out[half // 2]) ** 2
+            continue
+        if j == "mid":
+            _butterflies(out, q // 2, q, 4, half, lt[pos : pos + 6])
+            st = {q // 2: lt[pos + 6 : pos + 8], 3 * q // 2: lt[pos + 8 : pos + 10]}
+            pos += 10
+            _split(out, power, (q // 2, 3 * q // 2), st)
+            continue
         for a in LAST_POWERS:
             w[a] = lt[pos] - 1j * lt[pos + 1]
             pos += 2
@@ -445,16 +472,6 @@ def _fused_last(z: np.ndarray, power: np.ndarray, fft_size: int, order: list[int
         for m in range(4):
             power[j + m * q] = abs(e[m] + qq[m]) ** 2
             power[half - j - m * q] = abs(e[m] - qq[m]) ** 2
-    # butterflies 0 and q/2 in place, then the bins they hold
-    ws = lt[pos : pos + 6]
-    _butterflies(z, 0, q, 4, half, None)
-    _butterflies(z, q // 2, q, 4, half, ws)
-    pos += 6
-    st = {k: lt[pos + 2 * i : pos + 2 * i + 2] for i, k in enumerate((q // 2, q, 3 * q // 2))}
-    _split(z, power, (q // 2, q, 3 * q // 2), st)
-    power[0] = (2 * (z[0].real + z[0].imag)) ** 2
-    power[half] = (2 * (z[0].real - z[0].imag)) ** 2
-    power[half // 2] = 4 * abs(z[half // 2]) ** 2
 
 
 def _butterflies(z: np.ndarray, j: int, q: int, r: int, half: int, c) -> None:
@@ -548,7 +565,6 @@ def context(params: FeatureParams) -> dict:
         "walk": walk,
         # the walk's slot shift (a group's q points), and which steps of a row skip bin HALF - j
         "z_shift": walk["q"] if walk else 0,
-        "mid_pos": 4 if walk else half // 8,  # where butterfly q/2's first point is
         "walk_skips": walk_skips(walk, skip) if walk else {},
 
         "split_twiddle_rows": float_rows(split_twiddles(params.fft_size)),
