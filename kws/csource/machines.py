@@ -50,11 +50,12 @@ MACHINES: dict[str, Machine] = {
     # The M0+ runs the same ARMv6-M Thumb instructions as the micro:bit's Cortex-M0, so guest
     # instruction counts carry over (cycles do not: 2-stage vs 3-stage pipeline). The nRF51
     # model always builds a cortex-m0 (hw/arm/nrf51_soc.c); -cpu only names it. Its SysTick
-    # runs on the SoC's fixed 16 MHz HCLK (no refclk). 16 KB of RAM: a 6 KB stack (the front
-    # end's high-water is 3.4 KB at the default FeatureParams; kws.emulate.bench checks it on
-    # every run) leaves 10 KB for data and bss (the 50-hop features bench uses 9.7 KB).
+    # runs on the SoC's fixed 16 MHz HCLK (no refclk). 16 KB of RAM: a 5 KB stack (the front
+    # end's high-water is 4.2 KB at the default FeatureParams; kws.emulate.bench checks it on
+    # every run) leaves 11 KB for data and bss (the 50-hop features bench uses 10.6 KB: its
+    # 49 frames and the front end's float sample buffer).
     "cortex-m0plus": Machine("microbit", "cortex-m0", 256 << 10, 16 << 10, 16_000_000,
-                             stack_bytes=6 << 10),
+                             stack_bytes=5 << 10),
 }
 
 

@@ -99,6 +99,20 @@ def test_features_in_qemu_equal_host(core):
     assert run.instructions("features") > 0
 
 
+@pytest.mark.parametrize("values", [
+    {"fft_size": 1024, "window_ms": 40.0},  # radix-4 first stage, radix-8 and radix-4 stages
+    {"fft_size": 1024, "window_ms": 64.0},  # radix 8, 4, 4, fused 4: the fused stage in order
+    {"fft_size": 128, "window_ms": 8.0, "hop_ms": 4.0, "mel_bands": 16},  # 4, 4, fused 4
+    {"window_ms": 30.0625, "hop_ms": 20.0},  # the default plan, odd window: padding mid pair
+    {"fft_size": 16, "window_ms": 1.0, "hop_ms": 0.5, "mel_bands": 4},  # radix 4, 2, split
+])
+def test_other_feature_plans_in_qemu_equal_host(values):
+    """The FPU builds' asm paths of the other FFT plans compute the host's frames too."""
+    params = FeatureParams(**values)
+    run = bench.run_bench("cortex-m4f", features=params, hops=12)
+    assert run.report["features"]["checksum"] == bench.host_features_checksum(params, hops=12)
+
+
 def test_model_cost_keys(small_model):
     cost = bench.model_cost(small_model, "cortex-m4f", steps=10)
     assert cost["instructions_per_step"] > 0 and cost["instructions_per_mac"] > 0
