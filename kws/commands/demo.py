@@ -22,7 +22,7 @@ DEFAULT_RUN = Path("runs/default")
 # shared data; ~50 min here), shipped so that `make demo` on the shared data needs no training.
 SHIPPED_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "default"
 # Without real speech the demo trains a clip model on synthetic voices: minutes, not an hour.
-SYNTH_ONLY_SETTINGS = ["streaming.enabled=false", "model.units=64"]
+SYNTH_ONLY_SETTINGS = ["streaming.enabled=false", "model.units=64", "model.layers=1"]
 FULL_DATA_HINT = (
     "get the full Speech Commands set (105k clips, 2.4 GB; resumable, SHA-256 checked) with "
     "`make data DATA=data/speech_commands`, then `make demo DATA=data/speech_commands`"

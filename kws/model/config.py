@@ -12,9 +12,10 @@ from kws.features.params import FeatureParams
 
 
 class ModelConfig(Frozen):
-    units: int = Field(96, ge=8, le=256, description="GRU width (hidden state size); 96 by "
-                       "measurement (README, \"Streaming model\")")
-    layers: int = Field(1, ge=1, le=2, description="stacked GRU layers")
+    units: int = Field(64, ge=8, le=256, description="GRU width (hidden state size) of each "
+                       "layer; 2 x 64 by measurement on streams (README, \"The default model\")")
+    layers: int = Field(2, ge=1, le=2, description="stacked GRU layers (the device carries one "
+                        "state of layers x units)")
     dropout: float = Field(0.1, ge=0, lt=1, description="before the output layer, training only")
 
 
