@@ -58,6 +58,12 @@ def train_run(out: Path, data: list[Path], config: Path | None, epochs: int | No
     err.print(f"train: clips {counts}; GRU {cfg.model.units} x {cfg.model.layers} on {mode}, "
               f"up to {cfg.epochs} epochs")
     out.mkdir(parents=True, exist_ok=True)
+    from kws.model import gru
+
+    # Keras numbers unnamed layers per process ("lambda_3" after two earlier models) and those
+    # names reach the .tflite's tensor names; start each training from a clean slate so the
+    # same settings give the same bytes whatever ran before in this process.
+    gru.keras.utils.clear_session()
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=err, transient=False) as bar:
         task = bar.add_task("epoch", total=cfg.epochs)

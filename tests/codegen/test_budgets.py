@@ -36,8 +36,8 @@ def test_presets_exist_and_load():
                          ids=lambda p: "defaults" if p is None else p.stem)
 def test_configuration_fits_the_board_budgets(tmp_path, config_file, board):
     cfg = load_train_config(str(config_file) if config_file else None)
-    assert cfg.features.mel_bands == BANDS and cfg.model.layers == 1
-    tflite = build_step_model(cfg.model.units, len(LABELS12), 1, cfg.per_channel)
+    assert cfg.features.mel_bands == BANDS
+    tflite = build_step_model(cfg.model.units, len(LABELS12), cfg.model.layers, cfg.per_channel)
     frames = cfg.features.frames_for(round(cfg.data.clip_seconds * cfg.features.sample_rate_hz))
     run = tmp_path / "run"
     run.mkdir()

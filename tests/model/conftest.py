@@ -33,7 +33,7 @@ def tone_folder(root, speakers=10, per_speaker=2):
 
 
 TINY = {
-    "epochs": 3, "batch_size": 16, "calibration_clips": 16, "model.units": 16,
+    "epochs": 3, "batch_size": 16, "calibration_clips": 16, "model.units": 16, "model.layers": 1,
     "data.keywords": list(WORDS), "data.validation_percent": 20, "data.testing_percent": 20,
     "data.split_salt": "t", "learning_rate": 0.01, "patience": 10,
     "streaming.enabled": False,  # the clip model; tests/model/test_stream_train.py streams

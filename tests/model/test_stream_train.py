@@ -16,13 +16,13 @@ BANDS, LABELS, CLIP = 40, 4, 49
 @pytest.fixture(scope="module")
 def streaming_model():
     rng = np.random.default_rng(0)
-    model = gru.build_streaming(ModelConfig(units=16), CLIP, BANDS, LABELS,
+    model = gru.build_streaming(ModelConfig(units=16, layers=1), CLIP, BANDS, LABELS,
                                 rng.normal(-5, 1, BANDS), rng.uniform(0.5, 2, BANDS))
     return model
 
 
 def test_chunked_run_equals_one_long_run(streaming_model):
-    cfg = load_train_config(None, {"model.units": 16, "streaming.enabled": True})
+    cfg = load_train_config(None, {"model.units": 16, "model.layers": 1, "streaming.enabled": True})
     loop = _Loop(streaming_model, cfg, steps_total=10)
     x = np.random.default_rng(1).normal(-5, 2, (3, 230, BANDS)).astype(np.float32)
     whole = loop.run(x, chunk=230)
@@ -101,20 +101,20 @@ def test_init_from_a_clip_run_copies_its_gru_and_output(streaming_model, tmp_pat
     from kws.model.stream_train import init_from_clip_run
 
     rng = np.random.default_rng(5)
-    clip = gru.build(ModelConfig(units=16), CLIP, BANDS, LABELS, rng.normal(-5, 1, BANDS),
+    clip = gru.build(ModelConfig(units=16, layers=1), CLIP, BANDS, LABELS, rng.normal(-5, 1, BANDS),
                      rng.uniform(0.5, 2, BANDS))
     (tmp_path / "run").mkdir()
     clip.model.save(tmp_path / "run" / "model.keras")
-    fresh = gru.build_streaming(ModelConfig(units=16), CLIP, BANDS, LABELS,
+    fresh = gru.build_streaming(ModelConfig(units=16, layers=1), CLIP, BANDS, LABELS,
                                 np.asarray(clip.mean), np.asarray(clip.std))
-    cfg = load_train_config(None, {"model.units": 16, "streaming.enabled": True})
+    cfg = load_train_config(None, {"model.units": 16, "model.layers": 1, "streaming.enabled": True})
     init_from_clip_run(fresh, str(tmp_path / "run"), cfg)
     x = rng.normal(-5, 2, (2, CLIP, BANDS)).astype(np.float32)
     np.testing.assert_allclose(fresh.clip.model.predict(x, verbose=0),
                                clip.model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
-    wide = load_train_config(None, {"model.units": 32, "streaming.enabled": True})
+    wide = load_train_config(None, {"model.units": 32, "model.layers": 1, "streaming.enabled": True})
     with pytest.raises(KwsError, match="GRU-16 .* this run is 1 x GRU-32"):
-        init_from_clip_run(gru.build_streaming(ModelConfig(units=32), CLIP, BANDS, LABELS,
+        init_from_clip_run(gru.build_streaming(ModelConfig(units=32, layers=1), CLIP, BANDS, LABELS,
                                                clip.mean, clip.std), str(tmp_path / "run"), wide)
     with pytest.raises(KwsError, match="names no clip model"):
         init_from_clip_run(fresh, str(tmp_path / "nothing"), cfg)
@@ -124,7 +124,7 @@ def test_clip_term_adds_the_clip_cross_entropy():
     import keras
 
     rng = np.random.default_rng(6)
-    streaming_model = gru.build_streaming(ModelConfig(units=16, dropout=0.0), CLIP, BANDS, LABELS,
+    streaming_model = gru.build_streaming(ModelConfig(units=16, layers=1, dropout=0.0), CLIP, BANDS, LABELS,
                                           rng.normal(-5, 1, BANDS), rng.uniform(0.5, 2, BANDS))
     batch = {"x": rng.normal(-5, 2, (2, 20, BANDS)).astype(np.float32),
              "y": np.zeros((2, 20), np.int32), "w": np.ones((2, 20), np.float32),
@@ -134,7 +134,7 @@ def test_clip_term_adds_the_clip_cross_entropy():
     losses = {}
     weights = [w.copy() for w in streaming_model.sequence.get_weights()]
     for weight in (0.0, 1.0):
-        cfg = load_train_config(None, {"model.units": 16, "streaming.enabled": True,
+        cfg = load_train_config(None, {"model.units": 16, "model.layers": 1, "streaming.enabled": True,
                                        "streaming.clip_weight": weight, "learning_rate": 1e-9,
                                        "final_learning_rate": 1e-9})
         streaming_model.sequence.set_weights(weights)
