@@ -92,7 +92,7 @@ def run_demo(given: list[Path], out: Console, err: Console, run_dir: Path = DEFA
     elif source == "shared" and (SHIPPED_BUNDLE / "manifest.json").is_file():
         run_dir = SHIPPED_BUNDLE
         out.print(f"[bold]3. model[/]: the shipped default bundle {run_dir} (made by `make train` "
-                  "on the shared data, 76 min here; `make train` retrains it into runs/default)")
+                  "on the shared data, about 50 min here; `make train` retrains it into runs/default)")
     elif source == "none":
         out.print(f"[bold]3. model[/]: training a clip GRU on synthetic voices into {run_dir} "
                   "(a few minutes)")
