@@ -9,7 +9,7 @@ from kws.evaluation.backends import StepModelBackend
 class NativeBackend(StepModelBackend):
     name = "native"
 
-    def step_model(self):
+    def make_step_model(self):
         from kws.native.host import NativeModel
 
         return NativeModel(self.bundle.tflite, digest=self.bundle.manifest.model_sha256)

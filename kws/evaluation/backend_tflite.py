@@ -9,7 +9,7 @@ from kws.evaluation.backends import StepModelBackend
 class TflmBackend(StepModelBackend):
     name = "tflm"
 
-    def step_model(self):
+    def make_step_model(self):
         from kws.export.tflm import TflmStepModel
 
         return TflmStepModel(self.bundle.tflite)
@@ -18,7 +18,7 @@ class TflmBackend(StepModelBackend):
 class TfliteBackend(StepModelBackend):
     name = "tflite"
 
-    def step_model(self):
+    def make_step_model(self):
         from kws.export.tflm import TfliteStepModel
 
         return TfliteStepModel(self.bundle.tflite)

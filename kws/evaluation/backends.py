@@ -61,8 +61,16 @@ class Backend:
 class StepModelBackend(Backend):
     """A backend that runs the int8 step model on the host: frames from the C front end."""
 
+    _model = None
+
     def step_model(self):
-        """An object with io, labels, frame_size, state_size, run_clips and run_sequence."""
+        """An object with io, labels, frame_size, state_size, run_clips and run_sequence; made
+        once per backend (a build or an interpreter each time would be wasted work)."""
+        if self._model is None:
+            self._model = self.make_step_model()
+        return self._model
+
+    def make_step_model(self):
         raise NotImplementedError
 
     def run_frames(self, frames_i8: np.ndarray) -> np.ndarray:

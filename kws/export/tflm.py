@@ -144,21 +144,35 @@ class _StepModel:
         """(logits [T, C] int8 after every frame, final state [H] int8) of one step per frame
         of [T, F], from `state` (None: the zero state), never reset: the continuous mode of the
         device, one interpreter call per frame (NativeModel does it in one C call)."""
-        frames = np.asarray(frames_i8)
-        if frames.dtype != np.int8 or frames.ndim != 2 or frames.shape[1] != self.frame_size:
-            raise KwsError(f"frames must be int8 [T, {self.frame_size}], got {frames.dtype} "
-                           f"{frames.shape}")
         if not self.state_shared:
             raise KwsError("new_state and state are quantized differently, so a plain copy "
                            "would be wrong; run share_state_quantization on the model first")
-        carried = (self.zero_state() if state is None else np.array(state, np.int8)).reshape(1, -1)
-        if carried.shape[1] != self.state_size:
-            raise KwsError(f"state must have {self.state_size} int8 values, got {carried.size}")
+        frames, carried = self._checked_sequence(frames_i8, state)
+        carried = carried.reshape(1, -1)
         out = np.zeros((frames.shape[0], self.labels), np.int8)
         for t, frame in enumerate(frames):
             carried, logits = self._invoke(frame.reshape(1, -1), carried)
             out[t] = logits.reshape(-1)
         return out, carried.reshape(-1)
+
+    def _sequence_start(self) -> np.ndarray:
+        """The state a sequence starts from when none is given."""
+        return self.zero_state().reshape(-1)
+
+    def _checked_sequence(self, frames_i8, state) -> tuple[np.ndarray, np.ndarray]:
+        """(contiguous int8 frames [T, F], a copy of the start state [H] int8), or a one-line
+        KwsError; shared by every run_sequence."""
+        frames = np.asarray(frames_i8)
+        if frames.dtype != np.int8 or frames.ndim != 2 or frames.shape[1] != self.frame_size:
+            raise KwsError(f"frames must be int8 [T, {self.frame_size}], got {frames.dtype} "
+                           f"{frames.shape}")
+        if state is None:
+            return np.ascontiguousarray(frames), self._sequence_start()
+        carried = np.array(state, np.int8).reshape(-1)  # a copy: the caller's is untouched
+        if carried.shape != (self.state_size,):
+            raise KwsError(f"state must have {self.state_size} int8 values, got "
+                           f"{np.asarray(state).shape}")
+        return np.ascontiguousarray(frames), carried
 
 
 _PROBE = (

@@ -57,6 +57,9 @@ class NativeModel(_StepModel):
         self._lib.kws_model_step(frame, new_state, logits)
         return new_state.reshape(1, -1), logits.reshape(1, -1)
 
+    def _sequence_start(self) -> np.ndarray:
+        return self.reset_state()
+
     def run_clips(self, frames_i8) -> np.ndarray:
         """Logits [N, C] int8 after one step per frame of [N, T, F] clips, each from the zero
         state (as TflmStepModel.run_clips), in one C call."""
@@ -71,18 +74,7 @@ class NativeModel(_StepModel):
         of int8 frames [T, F], starting from `state` (None: the zero state), with new_state fed
         back by copy and never reset, in one C call. Running a stream in parts, each from the
         previous part's final state, gives the same logits as one run."""
-        frames = np.asarray(frames_i8)
-        if frames.dtype != np.int8 or frames.ndim != 2 or frames.shape[1] != self.frame_size:
-            raise KwsError(f"frames must be int8 [T, {self.frame_size}], got {frames.dtype} "
-                           f"{frames.shape}")
-        frames = np.ascontiguousarray(frames)
-        if state is None:
-            carried = self.reset_state()
-        else:
-            carried = np.array(state, np.int8).reshape(-1)  # a copy: the caller's is untouched
-            if carried.shape != (self.state_size,):
-                raise KwsError(f"state must have {self.state_size} int8 values, got "
-                               f"{np.asarray(state).shape}")
+        frames, carried = self._checked_sequence(frames_i8, state)
         out = np.zeros((frames.shape[0], self.labels), np.int8)
         if frames.shape[0]:
             self._lib.kws_model_run_sequence(frames, frames.shape[0], carried, out)
